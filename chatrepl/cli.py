@@ -1,0 +1,208 @@
+"""Command line: `chatrepl` opens the REPL; `ask`, `sessions` and `config` do one thing and exit.
+
+Heavy libraries (openai, prompt_toolkit, rich.markdown, llama_cpp) are imported only by the
+commands that need them, so `--version` and `--help` stay instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from chatrepl import __version__
+from chatrepl.errors import ChatReplError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="A terminal chat client for OpenAI-compatible APIs and an embedded local model.",
+)
+sessions_app = typer.Typer(
+    help="List, show, delete and rename saved sessions.", no_args_is_help=True
+)
+config_app = typer.Typer(
+    help="Where the config file is and what is in effect.", no_args_is_help=True
+)
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(config_app, name="config")
+
+Model = Annotated[str | None, typer.Option("--model", "-m", help="Model (deployment on Azure).")]
+System = Annotated[str | None, typer.Option("--system", "-s", help="System prompt (chat mode).")]
+BackendOpt = Annotated[
+    str | None, typer.Option("--backend", "-b", help="openai or local (default: automatic).")
+]
+ModelPath = Annotated[
+    str | None, typer.Option("--model-path", help="A GGUF file for the local backend.")
+]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"chatrepl {__version__}")
+        raise typer.Exit()
+
+
+def guarded(action: Callable[[], T], debug: bool = False) -> T:
+    """Run action; a ChatReplError becomes one line on stderr and exit code 1."""
+    try:
+        return action()
+    except ChatReplError as failure:
+        if debug:
+            raise
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.callback(invoke_without_command=True)
+def main_command(
+    ctx: typer.Context,
+    resume: Annotated[
+        str | None, typer.Option("--resume", "-r", help="Reopen a saved session by name.")
+    ] = None,
+    continue_: Annotated[
+        bool, typer.Option("--continue", "-c", help="Reopen the most recent session.")
+    ] = False,
+    model: Model = None,
+    system: System = None,
+    backend: BackendOpt = None,
+    model_path: ModelPath = None,
+    debug: Debug = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Open the chat REPL (chat mode; /complete switches to completion mode; /help lists all)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    flags = {
+        "model": model,
+        "system": system,
+        "backend": backend,
+        "model_path": model_path,
+        "debug": debug or None,
+    }
+    guarded(lambda: _run_repl(flags, resume, continue_), debug)
+
+
+def _run_repl(flags: dict[str, Any], resume: str | None, latest: bool) -> None:
+    from chatrepl.startup import open_repl
+
+    open_repl(flags, resume, latest)
+
+
+@app.command()
+def ask(
+    prompt: Annotated[list[str] | None, typer.Argument(help="The prompt (stdin is added).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="chat or complete.")] = "chat",
+    model: Model = None,
+    system: System = None,
+    suffix: Annotated[
+        str | None, typer.Option("--suffix", help="Insertion suffix (complete mode).")
+    ] = None,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Wait for the whole reply.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the API response as JSON.")
+    ] = False,
+    json_mode: Annotated[
+        bool, typer.Option("--json-mode", help="Ask for a JSON object reply (chat mode).")
+    ] = False,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Continue a saved session and save into it.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Reply length limit.")
+    ] = None,
+    backend: BackendOpt = None,
+    model_path: ModelPath = None,
+    debug: Debug = False,
+) -> None:
+    """Answer one prompt and exit. Piped stdin is added: cat notes.txt | chatrepl ask summarize."""
+    from chatrepl.startup import AskRequest, run_ask_command
+
+    piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    request = AskRequest(
+        words=prompt or [],
+        piped=piped,
+        mode=mode,
+        model=model,
+        system=system,
+        suffix=suffix,
+        stream=not no_stream,
+        json_output=json_output,
+        json_mode=json_mode,
+        session=session,
+        max_tokens=max_tokens,
+        flags={"backend": backend, "model_path": model_path, "debug": debug or None},
+    )
+    interrupted = guarded(lambda: run_ask_command(request), debug)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+@sessions_app.command("list")
+def sessions_list() -> None:
+    """List saved sessions, most recent first."""
+    from chatrepl.startup import list_sessions
+
+    guarded(list_sessions)
+
+
+@sessions_app.command("show")
+def sessions_show(name: str) -> None:
+    """Print a session's messages."""
+    from chatrepl.startup import show_session
+
+    guarded(lambda: show_session(name))
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False
+) -> None:
+    """Delete a saved session."""
+    from chatrepl.startup import delete_session
+
+    if not yes and not typer.confirm(f"Delete session {name}?", default=False):
+        raise typer.Exit(1)
+    guarded(lambda: delete_session(name))
+
+
+@sessions_app.command("rename")
+def sessions_rename(old: str, new: str) -> None:
+    """Rename a saved session."""
+    from chatrepl.startup import rename_session
+
+    guarded(lambda: rename_session(old, new))
+
+
+@config_app.command("path")
+def config_path_command() -> None:
+    """Print where the config file is read from."""
+    from chatrepl.config import config_path
+
+    typer.echo(str(config_path()))
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the settings in effect (secrets masked)."""
+    from chatrepl.startup import show_config
+
+    guarded(show_config)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    app()

@@ -1,0 +1,171 @@
+"""SessionStore: atomic writes, corrupt files, refused names, schema-valid files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from chatrepl import sessions
+from chatrepl.conversation import Conversation, Message
+from chatrepl.errors import SessionError
+from chatrepl.sessions import SessionStore
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((REPO / "sessions" / "session.schema.json").read_text())
+
+
+def validate(path: Path) -> None:
+    """Fail unless the file matches the published session schema."""
+    jsonschema.validate(
+        json.loads(path.read_text()), SCHEMA, format_checker=jsonschema.FormatChecker()
+    )
+
+
+def conversation(*texts: str) -> Conversation:
+    convo = Conversation(chat_model="gpt-4o-mini", completion_model="gpt-3.5-turbo-instruct")
+    for index, text in enumerate(texts):
+        convo.add(Message("user" if index % 2 == 0 else "assistant", text, model="m"))
+    return convo
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SessionStore:
+    return SessionStore(tmp_path / "sessions")
+
+
+def test_save_and_load_round_trip(store: SessionStore) -> None:
+    convo = conversation("Hello there, how are you?", "Fine.")
+    convo.system, convo.suffix, convo.mode = "be brief", "END", "complete"
+    convo.messages[1].usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    path = store.save(convo)
+    loaded = SessionStore(store.root).load(convo.name)
+    assert loaded.to_dict() == convo.to_dict()
+    validate(path)
+
+
+def test_unnamed_session_gets_a_readable_unique_name(store: SessionStore) -> None:
+    first, second = conversation("Explain Python decorators!"), conversation("Explain Python decorators!")
+    store.save(first)
+    store.save(second)
+    assert first.name == "explain-python-decorators"
+    assert second.name == "explain-python-decorators-2"
+
+
+def test_example_session_loads_and_validates() -> None:
+    store = SessionStore(REPO / "sessions")
+    example = store.load("example")
+    assert [m.mode for m in example.messages] == ["chat", "chat", "complete", "complete"]
+    assert example.chat_messages()[0] == {"role": "system", "content": example.system}
+    assert all(m["content"] != example.messages[2].content for m in example.chat_messages())
+    validate(REPO / "sessions" / "example.json")
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "a\\b", "..", ".hidden", "", "x" * 101])
+def test_unsafe_names_are_refused(store: SessionStore, name: str) -> None:
+    with pytest.raises(SessionError):
+        store.path(name)
+    convo = conversation("hi")
+    convo.name = name
+    if name:  # an empty name means "generate one"
+        with pytest.raises(SessionError):
+            store.save(convo)
+    assert not (store.root.parent / "evil.json").exists()
+
+
+def test_crash_during_write_keeps_the_old_file(store: SessionStore, monkeypatch) -> None:
+    convo = conversation("first version")
+    path = store.save(convo)
+    before = path.read_bytes()
+
+    def crash(src, dst):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    convo.add(Message("assistant", "second version"))
+    with pytest.raises(SessionError, match="power cut"):
+        store.save(convo)
+    assert path.read_bytes() == before
+    assert [p.name for p in store.root.iterdir()] == [path.name]  # no temp file left behind
+
+
+def test_killed_writer_leaves_old_file(store: SessionStore, tmp_path: Path) -> None:
+    """A process killed between writing the temp file and renaming it changes nothing."""
+    convo = conversation("keep me")
+    path = store.save(convo)
+    before = path.read_bytes()
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from chatrepl import sessions\n"
+        "def die(src, dst): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.replace = die\n"
+        "sessions.write_atomically(Path(sys.argv[1]), 'x' * 100000)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO)
+    assert result.returncode != 0
+    assert path.read_bytes() == before
+
+
+def test_corrupt_file_is_reported_and_never_overwritten(store: SessionStore) -> None:
+    store.root.mkdir(parents=True)
+    broken = store.root / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(SessionError, match="broken.json"):
+        store.load("broken")
+    convo = conversation("hello")
+    convo.name = "broken"
+    with pytest.raises(SessionError, match="already exists"):
+        store.save(convo)
+    assert broken.read_text() == "{not json"
+    assert [info.name for info in store.list()] == []
+
+
+def test_wrong_shape_is_corrupt(store: SessionStore) -> None:
+    store.root.mkdir(parents=True)
+    (store.root / "odd.json").write_text(json.dumps({"version": 1, "messages": [{"role": 3}]}))
+    with pytest.raises(SessionError, match="odd.json"):
+        store.load("odd")
+
+
+def test_list_latest_delete_rename(store: SessionStore) -> None:
+    older, newer = conversation("older one"), conversation("newer one")
+    store.save(older)
+    store.save(newer)
+    os.utime(store.path(older.name), (1, 1))
+    assert store.latest() == "newer-one"
+    store.rename("older-one", "renamed")
+    assert store.load("renamed").name == "renamed"
+    assert json.loads(store.path("renamed").read_text())["name"] == "renamed"
+    assert not store.exists("older-one")
+    store.delete("renamed")
+    assert store.names() == ["newer-one"]
+    with pytest.raises(SessionError):
+        store.delete("renamed")
+    with pytest.raises(SessionError):
+        store.rename("newer-one", "../x")
+
+
+def test_saving_onto_another_sessions_name_is_refused(store: SessionStore) -> None:
+    store.save(conversation("taken name"))
+    other = conversation("something else")
+    other.name = "taken-name"
+    with pytest.raises(SessionError, match="already exists"):
+        SessionStore(store.root).save(other)
+
+
+def test_no_secrets_in_session_files(store: SessionStore, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-should-never-be-saved")
+    path = store.save(conversation("hello"))
+    assert "sk-secret" not in path.read_text()
+
+
+def test_slugify() -> None:
+    assert sessions.slugify("  What's up, Doc?!  ") == "what-s-up-doc"
+    assert sessions.slugify("日本語") == ""
