@@ -48,7 +48,10 @@ def test_save_and_load_round_trip(store: SessionStore) -> None:
 
 
 def test_unnamed_session_gets_a_readable_unique_name(store: SessionStore) -> None:
-    first, second = conversation("Explain Python decorators!"), conversation("Explain Python decorators!")
+    first, second = (
+        conversation("Explain Python decorators!"),
+        conversation("Explain Python decorators!"),
+    )
     store.save(first)
     store.save(second)
     assert first.name == "explain-python-decorators"
@@ -117,7 +120,7 @@ def test_corrupt_file_is_reported_and_never_overwritten(store: SessionStore) -> 
     store.root.mkdir(parents=True)
     broken = store.root / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(SessionError, match="broken.json"):
+    with pytest.raises(SessionError, match=r"broken\.json"):
         store.load("broken")
     convo = conversation("hello")
     convo.name = "broken"
@@ -130,7 +133,7 @@ def test_corrupt_file_is_reported_and_never_overwritten(store: SessionStore) -> 
 def test_wrong_shape_is_corrupt(store: SessionStore) -> None:
     store.root.mkdir(parents=True)
     (store.root / "odd.json").write_text(json.dumps({"version": 1, "messages": [{"role": 3}]}))
-    with pytest.raises(SessionError, match="odd.json"):
+    with pytest.raises(SessionError, match=r"odd\.json"):
         store.load("odd")
 
 

@@ -24,10 +24,16 @@ def describe_api_error(error: Exception, endpoint: str) -> str:
     if isinstance(error, openai.APIConnectionError):
         return f"cannot connect to {endpoint}: is the server running and the URL right?"
     if isinstance(error, openai.APIStatusError):
-        return _describe_status(error.status_code, error_detail(error.body) or error.message)
+        detail = error_detail(error.body) or error.message
+        return _describe_status(error.status_code, first_line(detail))
     if isinstance(error, openai.APIError):
         return f"the server sent an error: {error_detail(error.body) or error.message}"
     return f"the connection to {endpoint} broke off mid-reply ({type(error).__name__})"
+
+
+def first_line(text: str) -> str:
+    """Servers such as llama.cpp's put tracebacks in error messages: keep the first line."""
+    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def _describe_status(status: int, detail: str) -> str:

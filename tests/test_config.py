@@ -1,0 +1,72 @@
+"""Settings precedence, config file errors, directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatrepl import config
+from chatrepl.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "config.toml",
+        'model = "from-file"\ncompletion_model = "file-c"\n'
+        'system = "file system"\nmax_tokens = 99\n',
+    )
+    env = {"CHATREPL_MODEL": "from-env", "CHATREPL_COMPLETION_MODEL": "env-c"}
+    settings = config.load_settings({"model": "from-flag"}, env, file)
+    assert settings.model == "from-flag"
+    assert settings.completion_model == "env-c"
+    assert settings.system == "file system"
+    assert settings.max_tokens == 99
+    assert config.load_settings({}, {}, tmp_path / "missing.toml").model == "gpt-4o-mini"
+
+
+def test_environment_variables(tmp_path: Path) -> None:
+    env = {
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
+        "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+        "OPENAI_API_VERSION": "2024-10-21",
+        "CHATREPL_MAX_RETRIES": "0",
+        "CHATREPL_BACKEND": "local",
+    }
+    settings = config.load_settings({}, env, tmp_path / "none.toml")
+    assert settings.api_key == "k" and settings.base_url.endswith("/v1")
+    assert settings.uses_azure and settings.api_version == "2024-10-21"
+    assert settings.max_retries == 0 and settings.backend == "local"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model = ", "cannot read config file"),
+        ("colour = 1", "unknown setting 'colour'"),
+        ('max_tokens = "lots"', "must be a number"),
+        ('backend = "gemini"', "unknown backend"),
+    ],
+)
+def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.load_settings({}, {}, write(tmp_path / "config.toml", text))
+
+
+def test_chatrepl_home_overrides_directories(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHATREPL_HOME", str(tmp_path))
+    assert config.config_path() == tmp_path / "config.toml"
+    assert config.sessions_dir() == tmp_path / "sessions"
+    assert config.history_path() == tmp_path / "history"
+
+
+def test_platform_directories_without_override(monkeypatch) -> None:
+    monkeypatch.delenv("CHATREPL_HOME", raising=False)
+    assert "chatrepl" in str(config.config_dir())
+    assert "chatrepl" in str(config.data_dir())

