@@ -28,7 +28,7 @@ class Repl:
         self.show_banner()
         while True:
             try:
-                text = self.reader.read(default=self.prefill, on_start=self.state.backend.prepare)
+                text = self.reader.read(default=self.prefill, on_shown=self.state.backend.prepare)
             except KeyboardInterrupt:
                 self.prefill = ""
                 continue

@@ -34,13 +34,21 @@ config_app = typer.Typer(
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
 
-Model = Annotated[str | None, typer.Option("--model", "-m", help="Model (deployment on Azure).")]
-System = Annotated[str | None, typer.Option("--system", "-s", help="System prompt (chat mode).")]
+Model = Annotated[
+    str | None, typer.Option("--model", "-m", metavar="NAME", help="Model (deployment on Azure).")
+]
+System = Annotated[
+    str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt (chat mode).")
+]
 BackendOpt = Annotated[
-    str | None, typer.Option("--backend", "-b", help="openai or local (default: automatic).")
+    str | None,
+    typer.Option(
+        "--backend", "-b", metavar="openai|local", help="openai or local (default: automatic)."
+    ),
 ]
 ModelPath = Annotated[
-    str | None, typer.Option("--model-path", help="A GGUF file for the local backend.")
+    str | None,
+    typer.Option("--model-path", metavar="FILE", help="A GGUF file for the local backend."),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 
@@ -66,7 +74,8 @@ def guarded(action: Callable[[], T], debug: bool = False) -> T:
 def main_command(
     ctx: typer.Context,
     resume: Annotated[
-        str | None, typer.Option("--resume", "-r", help="Reopen a saved session by name.")
+        str | None,
+        typer.Option("--resume", "-r", metavar="NAME", help="Reopen a saved session by name."),
     ] = None,
     continue_: Annotated[
         bool, typer.Option("--continue", "-c", help="Reopen the most recent session.")
@@ -101,12 +110,17 @@ def _run_repl(flags: dict[str, Any], resume: str | None, latest: bool) -> None:
 
 @app.command()
 def ask(
-    prompt: Annotated[list[str] | None, typer.Argument(help="The prompt (stdin is added).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="chat or complete.")] = "chat",
+    prompt: Annotated[
+        list[str] | None, typer.Argument(metavar="PROMPT", help="The prompt (stdin is added).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", metavar="chat|complete", help="chat or complete.")
+    ] = "chat",
     model: Model = None,
     system: System = None,
     suffix: Annotated[
-        str | None, typer.Option("--suffix", help="Insertion suffix (complete mode).")
+        str | None,
+        typer.Option("--suffix", metavar="TEXT", help="Insertion suffix (complete mode)."),
     ] = None,
     no_stream: Annotated[
         bool, typer.Option("--no-stream", help="Wait for the whole reply.")
@@ -118,10 +132,13 @@ def ask(
         bool, typer.Option("--json-mode", help="Ask for a JSON object reply (chat mode).")
     ] = False,
     session: Annotated[
-        str | None, typer.Option("--session", help="Continue a saved session and save into it.")
+        str | None,
+        typer.Option(
+            "--session", metavar="NAME", help="Continue a saved session and save into it."
+        ),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="Reply length limit.")
+        int | None, typer.Option("--max-tokens", metavar="N", help="Reply length limit.")
     ] = None,
     backend: BackendOpt = None,
     model_path: ModelPath = None,

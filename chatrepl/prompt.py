@@ -121,9 +121,26 @@ class PromptReader:
             output=output,
         )
 
-    def read(self, default: str = "", on_start: Callable[[], None] | None = None) -> str:
-        """One message; raises KeyboardInterrupt on Ctrl-C and EOFError on Ctrl-D."""
-        return self.session.prompt(self._message, default=default, pre_run=on_start)
+    def read(self, default: str = "", on_shown: Callable[[], None] | None = None) -> str:
+        """One message; raises KeyboardInterrupt on Ctrl-C and EOFError on Ctrl-D.
+
+        on_shown runs once the prompt is on screen, so slow set-up started there (such as
+        importing openai in a thread) does not compete with drawing the first prompt.
+        """
+        if on_shown is None:
+            return self.session.prompt(self._message, default=default)
+        return self.session.prompt(
+            self._message, default=default, pre_run=lambda: self._after_first_render(on_shown)
+        )
+
+    def _after_first_render(self, callback: Callable[[], None]) -> None:
+        event = self.session.app.after_render
+
+        def once(_: object) -> None:
+            event.remove_handler(once)
+            callback()
+
+        event.add_handler(once)
 
     def _message(self) -> FormattedText:
         mode = self.state.conversation.mode

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatrepl.backends.base import Backend
 from chatrepl.config import Settings, history_path, load_settings, sessions_dir
 from chatrepl.conversation import MODES, Conversation
 from chatrepl.errors import CommandError, SessionError
 from chatrepl.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from chatrepl.app import Repl
 
 SECRET_FIELDS = ("api_key", "azure_api_key")
 
@@ -34,9 +39,21 @@ class AskRequest:
 
 
 def open_repl(flags: dict[str, Any], resume: str | None, latest: bool) -> None:
-    """Start the REPL, new or on a resumed session."""
+    """Start the REPL on the terminal, new or on a resumed session."""
     from rich.console import Console
 
+    build_repl(flags, resume, latest, Console(highlight=False)).run()
+
+
+def build_repl(
+    flags: dict[str, Any],
+    resume: str | None,
+    latest: bool,
+    console: Console,
+    input: Any = None,
+    output: Any = None,
+) -> Repl:
+    """The REPL with its state, on the given console and prompt input/output."""
     from chatrepl.app import Repl
     from chatrepl.prompt import PromptReader
     from chatrepl.state import ReplState
@@ -50,7 +67,7 @@ def open_repl(flags: dict[str, Any], resume: str | None, latest: bool) -> None:
     backend = _backend_for(settings, conversation, flags)
     conversation = _apply_flags(conversation or new_conversation(settings, backend), flags)
     state = ReplState(conversation, store, settings, backend)
-    Repl(state, Console(highlight=False), PromptReader(state, history_path())).run()
+    return Repl(state, console, PromptReader(state, history_path(), input=input, output=output))
 
 
 def run_ask_command(request: AskRequest) -> bool:

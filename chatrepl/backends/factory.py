@@ -34,6 +34,8 @@ def build_backend(settings: Settings, session_backend: str | None = None) -> Bac
     name = choose_backend(settings, session_backend)
     if name == "local":
         return _local_backend(settings)
+    if not settings.has_remote_api:
+        raise ConfigError(NO_BACKEND)
     from chatrepl.backends.openai_backend import OpenAIBackend
 
     return OpenAIBackend(settings)

@@ -1,0 +1,56 @@
+"""Drive the real REPL in-process: keystrokes through a prompt_toolkit pipe, output captured."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from chatrepl.app import Repl
+from chatrepl.startup import build_repl
+
+ENTER = "\r"
+ESC_ENTER = "\x1b\r"
+CTRL_C = "\x03"
+CTRL_D = "\x04"
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+@dataclass
+class RunResult:
+    """What a REPL run left behind."""
+
+    repl: Repl
+    output: str
+
+    @property
+    def conversation(self) -> Any:
+        return self.repl.state.conversation
+
+
+def lines(*typed: str) -> str:
+    """Keystrokes for typing each text and pressing Enter."""
+    return "".join(text + ENTER for text in typed)
+
+
+def run_repl(
+    keys: str,
+    flags: dict[str, Any] | None = None,
+    resume: str | None = None,
+    latest: bool = False,
+    width: int = 100,
+) -> RunResult:
+    """Type `keys` into a fresh REPL and run it until the input runs out (Ctrl-D)."""
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=False, color_system=None)
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        # Ctrl-C first: a failed turn leaves its text in the line, where Ctrl-D would not exit.
+        pipe.send_text(keys + CTRL_C + CTRL_D)
+        repl = build_repl(flags or {}, resume, latest, console, input=pipe, output=DummyOutput())
+        repl.run()
+    return RunResult(repl, out.getvalue())

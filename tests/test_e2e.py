@@ -1,0 +1,90 @@
+"""End-to-end: the installed `chatrepl` program in a pseudo-terminal (pexpect)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pexpect
+
+TIMEOUT = 20
+# The prompt is "chat> " with colour codes between the mode and the ">".
+PROMPT = {mode: mode + r"(?:\x1b\[[0-9;]*m)*>" for mode in ("chat", "complete")}
+
+
+def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
+    """Start the installed program (or `python -m chatrepl` when not on PATH)."""
+    program = shutil.which("chatrepl")
+    command, argv = (
+        (program, list(args)) if program else (sys.executable, ["-m", "chatrepl", *args])
+    )
+    return pexpect.spawn(
+        command, argv, env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 120)
+    )
+
+
+def type_line(child: pexpect.spawn, text: str) -> None:
+    child.send(text + "\r")
+
+
+def test_chat_switch_save_exit_then_resume(chatrepl_env) -> None:
+    chatrepl_env.server.reply = "The **answer** is 42."
+    child = spawn(chatrepl_env.env)
+    child.expect(PROMPT["chat"])
+    type_line(child, "what is the answer?")
+    child.expect("answer")
+    child.expect("tokens")  # usage footer: the fake server reports usage
+    child.expect(PROMPT["chat"])
+    type_line(child, "/complete")
+    child.expect(PROMPT["complete"])
+    type_line(child, "/save e2e")
+    child.expect("saved as e2e")
+    type_line(child, "/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    saved = json.loads((chatrepl_env.home / "sessions" / "e2e.json").read_text())
+    assert saved["mode"] == "complete" and len(saved["messages"]) == 2
+
+    child = spawn(chatrepl_env.env, "--resume", "e2e")
+    child.expect("what is the answer")
+    child.expect("42")
+    child.expect(PROMPT["complete"])  # the session's mode comes back too
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+
+
+def test_ctrl_c_stops_a_slow_reply_and_keeps_the_chat(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    server.reply = "word " * 400
+    server.delay = 0.05
+    child = spawn(chatrepl_env.env)
+    child.expect(PROMPT["chat"])
+    type_line(child, "talk slowly")
+    child.expect("word")
+    child.sendintr()
+    child.expect("interrupted", timeout=5)
+    child.expect(PROMPT["chat"])
+    assert server.cancelled_event.wait(5)  # the HTTP stream was closed
+    server.delay = 0
+    server.reply = "still alive"
+    type_line(child, "are you there?")
+    child.expect("still alive")
+    child.expect(PROMPT["chat"])
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    saved = next((chatrepl_env.home / "sessions").glob("*.json"))
+    messages = json.loads(saved.read_text())["messages"]
+    assert messages[1]["interrupted"] is True and messages[1]["content"].startswith("word")
+    assert messages[3]["content"] == "still alive"
+
+
+def test_no_key_and_no_url_prints_one_line_and_exits_1(chatrepl_env) -> None:
+    env = {k: v for k, v in chatrepl_env.env.items() if not k.startswith("OPENAI_")}
+    child = spawn(env, "--backend", "openai")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    lines = [line for line in child.before.splitlines() if line.strip()]
+    assert len(lines) == 1 and "OPENAI_API_KEY" in lines[0] and "OPENAI_BASE_URL" in lines[0]

@@ -1,0 +1,209 @@
+"""The REPL driven in-process through prompt_toolkit's pipe input, against the fake server."""
+
+from __future__ import annotations
+
+import json
+
+from tests.harness import CTRL_C, ESC_ENTER, PASTE_END, PASTE_START, lines, run_repl
+
+
+def test_history_grows_and_is_sent_whole(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    result = run_repl(lines("/system You are terse.", "first question", "second question"))
+    chats = server.bodies("/chat/completions")
+    assert len(chats) == 2
+    assert chats[1]["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "Echo: first question"},
+        {"role": "user", "content": "second question"},
+    ]
+    assert chats[1]["stream"] is True and chats[1]["stream_options"] == {"include_usage": True}
+    assert "Echo: second question" in result.output
+    assert [m.role for m in result.conversation.messages] == ["user", "assistant"] * 2
+
+
+def test_banner_names_backend_model_and_mode(chatrepl_env) -> None:
+    output = run_repl("").output
+    assert chatrepl_env.server.base_url in output
+    assert "gpt-4o-mini" in output and "chat mode" in output
+
+
+def test_complete_mode_sends_bare_prompt_without_history(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    keys = lines("hello chat", "/complete", "/suffix END", "def add(a, b):", "/chat", "again")
+    result = run_repl(keys)
+    completion = server.last("/v1/completions")
+    assert completion.path.endswith("/v1/completions")
+    assert completion.body["prompt"] == "def add(a, b):"
+    assert completion.body["suffix"] == "END"
+    assert completion.body["model"] == "gpt-3.5-turbo-instruct"
+    assert completion.body["max_tokens"] > 16
+    assert "messages" not in completion.body
+    sent = server.bodies("/chat/completions")[-1]["messages"]
+    assert all("def add" not in m["content"] for m in sent)  # completion turns never sent as chat
+    modes = [m.mode for m in result.conversation.messages]
+    assert modes == ["chat", "chat", "complete", "complete", "chat", "chat"]
+
+
+def test_suffix_alone_clears_it(chatrepl_env) -> None:
+    run_repl(lines("/complete", "/suffix END", "/suffix", "x = "))
+    assert "suffix" not in chatrepl_env.server.last("/v1/completions").body
+
+
+def test_mode_and_model_commands(chatrepl_env) -> None:
+    result = run_repl(lines("/mode", "/mode complete", "/model davinci-002", "/mode bogus", "hi"))
+    assert "mode: chat" in result.output
+    assert "unknown mode 'bogus'" in result.output
+    assert chatrepl_env.server.last("/v1/completions").body["model"] == "davinci-002"
+    assert result.conversation.chat_model == "gpt-4o-mini"
+
+
+def test_save_then_load_round_trips(chatrepl_env) -> None:
+    first = run_repl(lines("remember the number 42", "/save numbers"))
+    saved = first.conversation.to_dict()
+    second = run_repl(lines("/new", "/load numbers", "and now?"))
+    assert "remember the number 42" in second.output  # last exchanges shown after /load
+    sent = chatrepl_env.server.bodies("/chat/completions")[-1]["messages"]
+    assert sent[0] == {"role": "user", "content": "remember the number 42"}
+    assert second.conversation.name == "numbers"
+    on_disk = json.loads((chatrepl_env.home / "sessions" / "numbers.json").read_text())
+    assert on_disk["messages"][:2] == saved["messages"]
+    assert len(on_disk["messages"]) == 4
+
+
+def test_every_turn_autosaves(chatrepl_env) -> None:
+    result = run_repl(lines("autosave me please"))
+    files = list((chatrepl_env.home / "sessions").glob("*.json"))
+    assert [f.stem for f in files] == ["autosave-me-please"] == [result.conversation.name]
+    assert len(json.loads(files[0].read_text())["messages"]) == 2
+
+
+def test_save_renames_an_autosaved_session(chatrepl_env) -> None:
+    run_repl(lines("first words here", "/save better-name"))
+    names = sorted(f.stem for f in (chatrepl_env.home / "sessions").glob("*.json"))
+    assert names == ["better-name"]
+
+
+def test_unknown_command_names_the_closest(chatrepl_env) -> None:
+    result = run_repl(lines("/hepl", "/sesions", "/zzzz", "still here"))
+    assert "unknown command /hepl; did you mean /help?" in result.output
+    assert "/sessions" in result.output
+    assert "unknown command /zzzz; try /help" in result.output
+    assert chatrepl_env.server.last("/chat/completions").body["messages"][-1]["content"] == (
+        "still here"
+    )
+
+
+def test_help_lists_every_command(chatrepl_env) -> None:
+    from chatrepl.commands import COMMANDS
+
+    output = run_repl(lines("/help")).output
+    for command in COMMANDS:
+        assert f"/{command.name}" in output
+
+
+def test_ctrl_d_and_quit_words_exit(chatrepl_env) -> None:
+    for keys in ("", lines("quit", "never sent"), lines("exit", "never"), lines("/exit", "x")):
+        run_repl(keys)
+    assert chatrepl_env.server.bodies("/chat/completions") == []
+
+
+def test_ctrl_c_at_prompt_clears_the_line_and_keeps_going(chatrepl_env) -> None:
+    run_repl("half typed" + CTRL_C + lines("sent after ctrl-c"))
+    bodies = chatrepl_env.server.bodies("/chat/completions")
+    assert [b["messages"][-1]["content"] for b in bodies] == ["sent after ctrl-c"]
+
+
+def test_api_error_keeps_repl_running_and_loses_nothing(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    server.fail(500, "the model exploded")
+    # The failed text is put back in the input line: pressing Enter resends it.
+    result = run_repl(lines("please answer") + "\r")
+    assert "error: the server failed" in result.output
+    assert "the model exploded" in result.output
+    assert "Traceback" not in result.output
+    contents = [m.content for m in result.conversation.messages]
+    assert contents == ["please answer", "Echo: please answer"]
+
+
+def test_each_kind_of_api_error_is_one_line(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    cases = [
+        (401, "authentication failed"),
+        (404, "not found"),
+        (429, "rate limited"),
+        (400, "too long for the model's context"),
+    ]
+    for status, expected in cases:
+        message = "context_length_exceeded" if status == 400 else "nope"
+        server.fail(status, message)
+        output = run_repl(lines("hello") + "\x03").output
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and expected in errors[0], output
+
+
+def test_connection_refused_is_one_line(chatrepl_env, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    result = run_repl(lines("anyone there?"))
+    assert "error: cannot connect to http://127.0.0.1:9/v1" in result.output
+    assert result.conversation.messages == []
+
+
+def test_stream_dropped_mid_reply_is_one_line(chatrepl_env) -> None:
+    chatrepl_env.server.reply = "a fairly long reply that will be cut off in the middle"
+    chatrepl_env.server.drop_after(3)
+    result = run_repl(lines("go"))
+    assert "error: " in result.output and "Traceback" not in result.output
+    assert result.conversation.messages == []
+
+
+def test_pasted_multiline_text_is_one_message(chatrepl_env) -> None:
+    pasted = "line one\nline two\nline three"
+    run_repl(PASTE_START + pasted + PASTE_END + "\r")
+    bodies = chatrepl_env.server.bodies("/chat/completions")
+    assert len(bodies) == 1
+    assert bodies[0]["messages"][-1]["content"] == pasted
+
+
+def test_escape_enter_inserts_a_newline(chatrepl_env) -> None:
+    run_repl("first" + ESC_ENTER + "second\r")
+    assert chatrepl_env.server.last("/chat/completions").body["messages"][-1]["content"] == (
+        "first\nsecond"
+    )
+
+
+def test_json_mode_sets_response_format(chatrepl_env) -> None:
+    run_repl(lines("/json on", "give json", "/json off", "plain"))
+    first, second = chatrepl_env.server.bodies("/chat/completions")
+    assert first["response_format"] == {"type": "json_object"}
+    assert "response_format" not in second
+
+
+def test_usage_and_length_warning_are_shown(chatrepl_env) -> None:
+    chatrepl_env.server.queue("cut", finish_reason="length")
+    output = run_repl(lines("long one")).output
+    assert "finish_reason=length" in output
+    assert "total" in output or "tokens" in output
+
+
+def test_no_usage_shows_no_token_line(chatrepl_env) -> None:
+    chatrepl_env.server.no_usage = True
+    output = run_repl(lines("hi")).output
+    assert "tokens" not in output
+
+
+def test_sessions_and_history_commands(chatrepl_env) -> None:
+    output = run_repl(lines("a message for history", "/history", "/sessions")).output
+    assert "a-message-for-history" in output
+    assert output.count("a message for history") >= 2
+
+
+def test_resume_and_continue_show_last_exchanges(chatrepl_env) -> None:
+    run_repl(lines("resume me later", "/save later"))
+    resumed = run_repl(lines("next"), resume="later")
+    assert "Echo: resume me later" in resumed.output
+    assert resumed.conversation.name == "later"
+    continued = run_repl("", latest=True)
+    assert continued.conversation.name == "later"
+    assert len(continued.conversation.messages) == 4
