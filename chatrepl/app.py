@@ -9,6 +9,7 @@ from chatrepl.errors import BackendError, ChatReplError
 from chatrepl.prompt import PromptReader
 from chatrepl.render import make_renderer
 from chatrepl.state import ReplState
+from chatrepl.terminal import typeahead_hidden
 from chatrepl.turns import add_user_message, stream_turn
 
 QUIT_WORDS = ("quit", "exit")
@@ -74,7 +75,7 @@ class Repl:
             code_theme=state.settings.code_theme,
         )
         try:
-            with renderer:
+            with typeahead_hidden(), renderer:
                 outcome = stream_turn(state.conversation, state.settings, state.backend, renderer)
         except BackendError:
             self.prefill = text
@@ -94,9 +95,10 @@ class Repl:
         """The start-up status line: backend, model, mode, session."""
         state = self.state
         conversation = state.conversation
+        where = "embedded" if state.backend.name == "local" else state.backend.describe()
         view.info(
             self.console,
-            f"chatrepl {__version__} · {state.backend.name} {state.backend.describe()} · "
+            f"chatrepl {__version__} · {state.backend.name} {where} · "
             f"model {conversation.model} · {conversation.mode} mode · "
             f"session {conversation.name or '(new)'} · /help for commands, Ctrl-D to leave",
         )

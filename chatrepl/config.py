@@ -58,6 +58,7 @@ ENVIRONMENT = {
     "CHATREPL_COMPLETION_MODEL": "completion_model",
     "CHATREPL_SYSTEM": "system",
     "CHATREPL_MAX_TOKENS": "max_tokens",
+    "CHATREPL_CHAT_MAX_TOKENS": "chat_max_tokens",
     "CHATREPL_MAX_RETRIES": "max_retries",
     "CHATREPL_MODEL_PATH": "model_path",
     "OPENAI_API_KEY": "api_key",

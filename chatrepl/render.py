@@ -1,0 +1,416 @@
+"""Show a streamed reply: finished Markdown blocks printed once, only the unfinished tail live.
+
+Only the last top-level Markdown block can still change, so every earlier block is printed to
+scrollback exactly once and the last one is drawn in a rich ``Live`` cropped to the screen. When
+the output is not a terminal (or Markdown is off) the text is written as it arrives.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from rich.live import Live
+from rich.segment import Segment
+
+from chatrepl.terminal import interrupts_deferred
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.markdown import Markdown
+
+__all__ = [
+    "MarkdownStreamRenderer",
+    "PlainRenderer",
+    "StreamRenderer",
+    "make_renderer",
+]
+
+REFRESH_PER_SECOND = 20.0
+# Up to this size the unfinished block is re-split on every new line. A bigger one is re-split
+# only after growing by 1/_REPARSE_GROWTH of its size, which keeps all parsing linear, and while
+# live only its last lines are rendered.
+_SMALL_BLOCK = 1024
+_REPARSE_GROWTH = 4
+# After a slow live render, timed refreshes wait this many times its duration, so drawing the
+# tail (a long code block highlighted on a tall screen, say) takes at most ~10% of a core.
+_RENDER_BACKOFF = 9
+
+_Refs = dict[str, Any]  # markdown-it's env['references']
+
+
+class StreamRenderer(Protocol):
+    """Where a streamed reply is shown: fed chunk by chunk, then closed."""
+
+    def feed(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def make_renderer(
+    console: Console, markdown: bool = True, code_theme: str = "monokai"
+) -> StreamRenderer:
+    """Incremental Markdown renderer when markdown and console.is_terminal; otherwise plain text."""
+    if markdown and console.is_terminal:
+        return MarkdownStreamRenderer(console, code_theme=code_theme)
+    return PlainRenderer(console)
+
+
+class _Closing:
+    """Context-manager support: leaving the block closes the renderer."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class PlainRenderer(_Closing):
+    """Writes the reply exactly as it arrives: no markup, no escape codes, no buffering."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._last = ""
+        self._closed = False
+
+    def feed(self, text: str) -> None:
+        """Write text as received and flush it."""
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        if text:
+            self._write(text)
+
+    def close(self) -> None:
+        """End the reply on a new line; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._last not in ("", "\n"):
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        file = self._console.file
+        file.write(text)
+        file.flush()
+        self._last = text[-1]
+
+
+class _Blocks:
+    """Parses Markdown exactly as rich does and builds rich renderables from the tokens."""
+
+    def __init__(self, code_theme: str) -> None:
+        # Imported here, not at module level: rich.markdown costs ~65 ms of start-up time.
+        from markdown_it.token import Token
+        from rich.markdown import Markdown
+
+        self._parser = _rich_parser()
+        self._template = Markdown("", code_theme=code_theme)
+        # An empty HTML block renders nothing but makes rich put its blank line before the next
+        # block, as it would have between this block and the one before it in a whole reply.
+        self._blank_line = Token("html_block", "", 0)
+
+    def parse(self, text: str, refs: _Refs) -> tuple[list[Token], _Refs]:
+        """Tokens for text, resolving links against refs; also refs plus those text defines."""
+        env: dict[str, Any] = {"references": dict(refs)}
+        tokens = self._parser.parse(text, env)
+        return tokens, env["references"]
+
+    def renderable(self, tokens: list[Token], blank_line: bool) -> Markdown:
+        """rich Markdown for tokens, preceded by a blank line when blank_line."""
+        markdown = copy.copy(self._template)
+        markdown.parsed = [self._blank_line, *tokens] if blank_line and tokens else tokens
+        return markdown
+
+
+def _rich_parser() -> MarkdownIt:
+    """A parser configured as rich.markdown.Markdown configures its own."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt().enable("strikethrough").enable("table")
+
+
+@dataclass(frozen=True, eq=False)
+class _Pending:
+    """What is not in scrollback yet. Replaced whole, so the refresh thread sees it consistently."""
+
+    text: str = ""  # complete lines of the unfinished block
+    partial: list[str] = field(default_factory=list)  # the incomplete last line; appended to
+    final: Markdown | None = None  # finished blocks while they are being printed
+    blank_line: bool = False  # rich puts a blank line before the next block
+    refs: _Refs = field(default_factory=dict)  # link reference definitions seen so far
+    fence: str = ""  # opening marker of a top-level code fence that is still open
+    head: int = 0  # leading lines that must stay when the live view shows only recent lines
+
+    def tail(self) -> str:
+        """The unfinished text, the incomplete last line included."""
+        return self.text + "".join(self.partial)
+
+
+class MarkdownStreamRenderer(_Closing):
+    """Prints each finished Markdown block once; shows the unfinished last block in a Live."""
+
+    def __init__(
+        self,
+        console: Console,
+        code_theme: str = "monokai",
+        refresh_per_second: float = REFRESH_PER_SECOND,
+    ) -> None:
+        self._console = console
+        self._code_theme = code_theme
+        self._refresh_per_second = refresh_per_second
+        self._blocks = _Blocks(code_theme)
+        self._splitter = _rich_parser().disable("inline")  # block structure only: much cheaper
+        self._pending = _Pending()
+        self._unsplit = 0  # characters added to the unfinished block since it was last split
+        self._last_fence = False  # the unfinished block was a code fence when last split
+        self._carried_cr = False
+        self._live: _TailLive | None = None
+        self._animate = console.is_terminal and not console.is_dumb_terminal
+        self._closed = False
+
+    def feed(self, text: str) -> None:
+        """Take the next chunk of the reply; print the blocks it finishes."""
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        text = self._normalize(text)
+        if not text:
+            return
+        pending = self._pending
+        if "\n" in text:
+            head, _, rest = text.rpartition("\n")
+            lines = "".join(pending.partial) + head + "\n"
+            partial = [rest] if rest else []
+            self._pending = replace(pending, text=pending.text + lines, partial=partial)
+            self._split(lines)
+        else:
+            pending.partial.append(text)
+        if self._live is None and self._animate and not text.isspace():
+            self._start_live()
+
+    def close(self) -> None:
+        """Print everything still pending and stop the live display; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._live is not None:
+                self._live.stop()
+        finally:
+            self._print_rest()
+
+    def _normalize(self, text: str) -> str:
+        """CRLF and CR become LF, also when a chunk ends between the CR and the LF."""
+        if self._carried_cr:
+            text = "\r" + text
+        self._carried_cr = text.endswith("\r")
+        if self._carried_cr:
+            text = text[:-1]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
+
+    def _split(self, lines: str) -> None:
+        """Print every block that a later block, begun on a complete line, has finished."""
+        pending = self._pending
+        if pending.fence and not _may_close_fence(lines, pending.fence):
+            return  # an open fence ends only at its closing line: nothing to parse
+        self._unsplit += len(lines)
+        size = len(pending.text)
+        # Fences parse fast; lists, quotes and tables do not, so a big one is re-split less often.
+        if not self._last_fence and size > _SMALL_BLOCK and self._unsplit * _REPARSE_GROWTH < size:
+            return
+        self._unsplit = 0
+        starts = _block_starts(self._splitter.parse(pending.text))
+        if not starts:
+            return
+        last = starts[-1]
+        self._last_fence = last.type == "fence"
+        fence = last.markup if _is_open_fence(last) else ""
+        head = 1 if fence else 2 if last.type == "table_open" else 0
+        offset = _line_offset(pending.text, last.map[0]) if last.map else 0
+        if offset:
+            self._print_final(offset, fence, head)
+        else:
+            self._pending = replace(pending, fence=fence, head=head)
+
+    def _print_final(self, offset: int, fence: str, head: int) -> None:
+        """Print text[:offset] to scrollback; the rest stays live."""
+        pending = self._pending
+        tokens, refs = self._blocks.parse(pending.text[:offset], pending.refs)
+        final = self._blocks.renderable(tokens, pending.blank_line) if tokens else None
+        blank_line = tokens[-1].type != "hr" if tokens else pending.blank_line
+        with interrupts_deferred(), self._live_lock():
+            # `final` stays pending until printed, so close() still shows it after an interrupt.
+            self._pending = replace(
+                pending,
+                text=pending.text[offset:],
+                final=final,
+                blank_line=blank_line,
+                refs=refs,
+                fence=fence,
+                head=head,
+            )
+            if final is not None:
+                self._console.print(final)
+            self._pending = replace(self._pending, final=None)
+
+    def _print_rest(self) -> None:
+        """Print whatever is still pending, permanently."""
+        pending = self._pending
+        if pending.final is not None:
+            self._console.print(pending.final)
+        tokens, _ = self._blocks.parse(pending.tail(), pending.refs)
+        if tokens:
+            self._console.print(self._blocks.renderable(tokens, pending.blank_line))
+        self._pending = _Pending()
+
+    def _start_live(self) -> None:
+        """Show the unfinished block in a Live, where the terminal can redraw it."""
+        view = _TailView(lambda: self._pending, _Blocks(self._code_theme))
+        self._live = _TailLive(
+            view,
+            console=self._console,
+            auto_refresh=True,
+            refresh_per_second=self._refresh_per_second,
+            transient=True,  # close() prints the last block itself, once
+            vertical_overflow="crop",  # a safety net: the view already fits the screen
+        )
+        self._live.start(refresh=True)
+
+    def _live_lock(self) -> AbstractContextManager[Any]:
+        """Hold off the Live's refresh thread while printing above it.
+
+        rich renders the live region from that thread under this lock; a print that interleaves
+        with a refresh can leave a stale copy of the region in scrollback (rich #1530).
+        """
+        return self._live._lock if self._live is not None else nullcontext()
+
+
+class _TailView:
+    """The unfinished block, rendered lazily by the Live's refresh and cropped to the screen."""
+
+    def __init__(self, source: Callable[[], _Pending], blocks: _Blocks) -> None:
+        self._source = source
+        self._blocks = blocks
+        self._cache: tuple[tuple[object, ...], list[list[Segment]]] = ((), [])
+        self._quiet_until = 0.0
+
+    def may_wait(self, console: Console) -> bool:
+        """Whether a timed refresh can be skipped: nothing changed, or the last render was slow."""
+        if time.monotonic() < self._quiet_until:
+            return True
+        return self._cache[0] == self._key(console.width, console.height)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        key = self._key(options.max_width, options.size.height)
+        cached_key, lines = self._cache
+        if cached_key != key:
+            pending, _, _, height = key
+            started = time.monotonic()
+            lines = self._render(pending, console, options, height - 1)
+            self._cache = (key, lines)
+            finished = time.monotonic()
+            self._quiet_until = finished + (finished - started) * _RENDER_BACKOFF
+        new_line = Segment.line()
+        for index, line in enumerate(lines):
+            if index:
+                yield new_line
+            yield from line
+
+    def _key(self, width: int, height: int) -> tuple[object, ...]:
+        """Identifies a drawing: _Pending is replaced whenever its text changes, bar appends."""
+        pending = self._source()
+        return (pending, len(pending.partial), width, max(2, height))
+
+    def _render(
+        self, pending: _Pending, console: Console, options: ConsoleOptions, height: int
+    ) -> list[list[Segment]]:
+        """The last `height` lines of the rendered tail."""
+        text = pending.tail()
+        if pending.fence or len(text) > _SMALL_BLOCK:
+            # Lines above the screen would be cropped anyway; skipping them keeps this cheap.
+            text = _recent_lines(text, pending.head, height + 2, whole_lines=bool(pending.fence))
+        tokens, _ = self._blocks.parse(text, pending.refs)
+        markdown = self._blocks.renderable(tokens, pending.blank_line)
+        return console.render_lines(markdown, options, pad=False)[-height:]
+
+
+class _TailLive(Live):
+    """A Live whose timed refreshes draw only a changed tail, and back off after slow renders."""
+
+    def __init__(self, view: _TailView, **kwargs: Any) -> None:
+        super().__init__(view, **kwargs)
+        self._tail_view = view
+
+    def refresh(self) -> None:
+        """Redraw the live region, unless the view says it may wait."""
+        if self.is_started and self._tail_view.may_wait(self.console):
+            return
+        super().refresh()
+
+
+def _block_starts(tokens: list[Token]) -> list[Token]:
+    """The first token of each top-level block."""
+    return [token for token in tokens if token.level == 0 and token.nesting >= 0]
+
+
+def _is_open_fence(token: Token) -> bool:
+    """A code fence still waiting for its closing line."""
+    if token.type != "fence" or not token.map:
+        return False
+    # markdown-it's map spans the closing line too, when there is one.
+    return token.map[1] - token.map[0] - 1 == token.content.count("\n")
+
+
+def _may_close_fence(lines: str, marker: str) -> bool:
+    """Whether one of lines could be the closing line of a fence opened with marker."""
+    return any(line.lstrip(" \t").startswith(marker) for line in lines.split("\n"))
+
+
+def _line_offset(text: str, line: int) -> int:
+    """Where line number `line` (from 0) starts in text."""
+    offset = 0
+    for _ in range(line):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+def _recent_lines(text: str, head: int, count: int, whole_lines: bool) -> str:
+    """The first `head` lines and about the last `count` lines of text.
+
+    Unless whole_lines, the cut moves down to a line starting in column 0, so that a list or a
+    quote is not entered half-way through an item.
+    """
+    lines = text.split("\n")
+    if len(lines) <= head + count:
+        return text
+    start = len(lines) - count
+    if not whole_lines:
+        start = next((i for i in range(start, len(lines) - 1) if lines[i][:1].strip()), start)
+    return "\n".join(lines[:head] + lines[start:])
