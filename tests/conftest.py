@@ -78,11 +78,8 @@ class ChatReplEnv:
         return dict(os.environ)
 
 
-@pytest.fixture
-def chatrepl_env(
-    fake_server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> ChatReplEnv:
-    """Point chatrepl at a temp home and the fake server, with nothing from the user's env."""
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Clear the user's chatrepl/OpenAI/Azure settings; return a fresh CHATREPL_HOME."""
     for name in list(os.environ):
         if name.startswith(CLEARED_PREFIXES) or name in CLEARED_NAMES:
             monkeypatch.delenv(name)
@@ -91,7 +88,16 @@ def chatrepl_env(
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
         monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
     monkeypatch.setenv("CHATREPL_HOME", str(home))
+    monkeypatch.setenv("CHATREPL_MAX_RETRIES", "0")
+    return home
+
+
+@pytest.fixture
+def chatrepl_env(
+    fake_server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ChatReplEnv:
+    """Point chatrepl at a temp home and the fake server, with nothing from the user's env."""
+    home = isolate(tmp_path, monkeypatch)
     monkeypatch.setenv("OPENAI_BASE_URL", fake_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setenv("CHATREPL_MAX_RETRIES", "0")
     return ChatReplEnv(home=home, server=fake_server)

@@ -15,11 +15,10 @@ from chatrepl.terminal import interrupts_deferred, typeahead_hidden
 
 def test_ctrl_c_waits_until_the_block_is_done() -> None:
     finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            finished = True
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        finished = True
     assert finished
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -27,6 +27,11 @@ from chatrepl.errors import BackendError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Servers such as llama.cpp's or Ollama's need no key, but the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
+# llama.cpp's server answers a prompt longer than its context with an empty 200 stream.
+UNFINISHED = (
+    "the server closed the stream before the reply finished (no finish_reason); "
+    "some servers do this when the prompt exceeds the model's context window"
+)
 
 
 class OpenAIBackend:
@@ -69,14 +74,17 @@ class OpenAIBackend:
     def stream(self, request: Request) -> Iterator[Delta]:
         """Yield text, finish reason and usage as the server streams them."""
         client = self.client()
+        finished = False
         try:
             with self._create(client, request, stream=True) as chunks:
                 for chunk in chunks:
-                    yield from _chunk_deltas(chunk)
-        except BackendError:
-            raise
+                    for delta in _chunk_deltas(chunk):
+                        finished = finished or isinstance(delta, Finish)
+                        yield delta
         except Exception as error:
             raise self._backend_error(error) from error
+        if not finished:
+            raise BackendError(UNFINISHED)
 
     def respond(self, request: Request) -> Reply:
         """The whole reply in one response."""
@@ -113,9 +121,11 @@ class OpenAIBackend:
             return client.chat.completions.create(**chat_arguments(request, stream))
         return client.completions.create(**completion_arguments(request, stream))
 
-    def _backend_error(self, error: Exception) -> BackendError | Exception:
+    def _backend_error(self, error: Exception) -> Exception:
         import openai
 
+        if isinstance(error, BackendError):
+            return error
         if isinstance(error, openai.APIError) or is_transport_error(error):
             return BackendError(describe_api_error(error, self.describe()))
         return error
