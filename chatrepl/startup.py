@@ -119,9 +119,11 @@ def _backend_for(settings: Settings, conversation: Conversation | None, flags: d
     session_backend = conversation.backend if conversation else None
     backend = build_backend(settings, None if flags.get("backend") else session_backend)
     if conversation is not None and backend.name != conversation.backend:
+        # The session's models belong to its old backend: take the new one's defaults.
+        fresh = new_conversation(settings, backend)
         conversation.backend = backend.name
-        if backend.name == "local":
-            conversation.chat_model = conversation.completion_model = backend.list_models()[0]
+        conversation.chat_model = fresh.chat_model
+        conversation.completion_model = fresh.completion_model
     return backend
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ ENTER = "\r"
 ESC_ENTER = "\x1b\r"
 CTRL_C = "\x03"
 CTRL_D = "\x04"
+BATCH_PAUSE = 0.3  # seconds between batches of keys given as a list
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
 
@@ -38,6 +41,14 @@ def lines(*typed: str) -> str:
     return "".join(text + ENTER for text in typed)
 
 
+def _type_slowly(pipe: Any, batches: list[str]) -> None:
+    """Send each batch of keys after a pause (time for e.g. completion to run)."""
+    for index, batch in enumerate(batches):
+        if index:
+            time.sleep(BATCH_PAUSE)
+        pipe.send_text(batch)
+
+
 def run_repl(
     keys: str,
     flags: dict[str, Any] | None = None,
@@ -50,7 +61,11 @@ def run_repl(
     console = Console(file=out, width=width, force_terminal=False, color_system=None)
     with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
         # Ctrl-C first: a failed turn leaves its text in the line, where Ctrl-D would not exit.
-        pipe.send_text(keys + CTRL_C + CTRL_D)
+        batches = [keys] if isinstance(keys, str) else list(keys)
+        batches[-1] += CTRL_C + CTRL_D
+        feeder = threading.Thread(target=_type_slowly, args=(pipe, batches))
+        feeder.start()
         repl = build_repl(flags or {}, resume, latest, console, input=pipe, output=DummyOutput())
         repl.run()
+        feeder.join()
     return RunResult(repl, out.getvalue())

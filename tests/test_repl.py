@@ -207,3 +207,33 @@ def test_resume_and_continue_show_last_exchanges(chatrepl_env) -> None:
     continued = run_repl("", latest=True)
     assert continued.conversation.name == "later"
     assert len(continued.conversation.messages) == 4
+
+
+def test_tab_completion_of_commands_and_arguments(chatrepl_env) -> None:
+    from prompt_toolkit.document import Document
+
+    from chatrepl.prompt import SlashCompleter
+
+    result = run_repl(lines("first", "/save alpha", "/new", "second", "/save beta"))
+    completer = SlashCompleter(result.repl.state)
+
+    def offered(text: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(text), None)]
+
+    assert offered("/lo") == ["/load"]
+    assert offered("/load ") == ["alpha", "beta"]
+    assert offered("/load b") == ["beta"]
+    assert offered("/mode c") == ["chat", "complete"]
+    assert "gpt-4o-mini" in offered("/model gpt")
+    assert offered("hello") == []
+
+
+def test_tab_in_the_prompt_completes(chatrepl_env) -> None:
+    run_repl(["/comp", "\t", "\r" + lines("in completion mode")])
+    assert chatrepl_env.server.last("/v1/completions").body["prompt"] == "in completion mode"
+
+
+def test_models_lists_the_servers_models(chatrepl_env) -> None:
+    output = run_repl(lines("/models", "/backend")).output
+    assert "test-model" in output and "gpt-3.5-turbo-instruct" in output
+    assert f"backend: openai ({chatrepl_env.server.base_url})" in output
