@@ -1,6 +1,6 @@
 """`python -m chatrepl`."""
 
-from chatrepl.cli import main
+from chatrepl.entry import main
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,6 @@ commands that need them, so `--version` and `--help` stay instant.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -217,9 +216,3 @@ def config_show() -> None:
     from chatrepl.startup import show_config
 
     guarded(show_config)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
-    app()

@@ -17,7 +17,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-DEFAULT_SPEC = Path("/work/shared/openai-openapi/openapi.json")
+# ../shared beside the repository holds the official spec (CI clones the repo next to it).
+DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "shared" / "openai-openapi" / "openapi.json"
 SPEC_ENV = "CHATREPL_OPENAPI_SPEC"
 SPEC_URI = "urn:openai:openapi"
 

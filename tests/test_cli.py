@@ -20,7 +20,7 @@ def loaded_modules(*args: str) -> set[str]:
     code = (
         "import sys, json\n"
         f"sys.argv = ['chatrepl', *{list(args)!r}]\n"
-        "from chatrepl.cli import main\n"
+        "from chatrepl.entry import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     )
