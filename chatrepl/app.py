@@ -52,6 +52,8 @@ class Repl:
             self.send(text)
         except ChatReplError as failure:
             view.error(self.console, str(failure))
+        except KeyboardInterrupt:
+            view.info(self.console, "(cancelled)")
         except Exception as failure:
             if self.state.settings.debug:
                 raise

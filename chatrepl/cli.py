@@ -67,6 +67,13 @@ def guarded(action: Callable[[], T], debug: bool = False) -> T:
             raise
         typer.echo(f"error: {failure}", err=True)
         raise typer.Exit(1) from None
+    except Exception as failure:  # a bug: still one line, the traceback only under --debug
+        if debug:
+            raise
+        typer.echo(
+            f"error: unexpected {type(failure).__name__}: {failure} (--debug shows more)", err=True
+        )
+        raise typer.Exit(1) from None
 
 
 @app.callback(invoke_without_command=True)

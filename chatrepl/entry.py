@@ -22,5 +22,8 @@ def main() -> None:
     try:
         open_repl({}, None, False)
     except ChatReplError as failure:
-        print(f"error: {failure}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(f"error: {failure}")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as failure:  # a bug: one line; `chatrepl --debug` shows the traceback
+        sys.exit(f"error: unexpected {type(failure).__name__}: {failure} (--debug shows more)")

@@ -237,3 +237,11 @@ def test_models_lists_the_servers_models(chatrepl_env) -> None:
     output = run_repl(lines("/models", "/backend")).output
     assert "test-model" in output and "gpt-3.5-turbo-instruct" in output
     assert f"backend: openai ({chatrepl_env.server.base_url})" in output
+
+
+def test_unwritable_session_dir_is_reported_and_the_chat_goes_on(chatrepl_env) -> None:
+    (chatrepl_env.home / "sessions").write_text("a file where the directory should be")
+    result = run_repl(lines("still works"))
+    assert "error: autosave failed" in result.output
+    assert "Echo: still works" in result.output
+    assert len(result.conversation.messages) == 2
