@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +33,7 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; unset optional fields are left out."""
-        data = asdict(self)
-        return {k: v for k, v in data.items() if v is not None and v is not False}
+        return {k: v for k, v in vars(self).items() if v is not None and v is not False}
 
 
 @dataclass
