@@ -8,6 +8,7 @@ the output is not a terminal (or Markdown is off) the text is written as it arri
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -34,7 +35,10 @@ __all__ = [
     "make_renderer",
 ]
 
-REFRESH_PER_SECOND = 20.0
+REFRESH_PER_SECOND = 8.0
+# The live tail shows at most this many lines (fewer on a short screen): drawing costs grow with
+# its height, and the rest of an unfinished block appears, whole, once the block is finished.
+LIVE_MAX_LINES = 24
 # Up to this size the unfinished block is re-split on every new line. A bigger one is re-split
 # only after growing by 1/_REPARSE_GROWTH of its size, which keeps all parsing linear, and while
 # live only its last lines are rendered.
@@ -42,7 +46,7 @@ _SMALL_BLOCK = 1024
 _REPARSE_GROWTH = 4
 # After a slow live render, timed refreshes wait this many times its duration, so drawing the
 # tail (a long code block highlighted on a tall screen, say) takes at most ~10% of a core.
-_RENDER_BACKOFF = 9
+_RENDER_BACKOFF = 99
 
 _Refs = dict[str, Any]  # markdown-it's env['references']
 
@@ -325,10 +329,10 @@ class _TailView:
         """Whether a timed refresh can be skipped: nothing changed, or the last render was slow."""
         if time.monotonic() < self._quiet_until:
             return True
-        return self._cache[0] == self._key(console.width, console.height)
+        return self._cache[0] == self._key(console.width, min(console.height, LIVE_MAX_LINES + 1))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        key = self._key(options.max_width, options.size.height)
+        key = self._key(options.max_width, min(options.size.height, LIVE_MAX_LINES + 1))
         cached_key, lines = self._cache
         if cached_key != key:
             pending, _, _, height = key
@@ -357,6 +361,9 @@ class _TailView:
             # Lines above the screen would be cropped anyway; skipping them keeps this cheap.
             text = _recent_lines(text, pending.head, height + 2, whole_lines=bool(pending.fence))
         tokens, _ = self._blocks.parse(text, pending.refs)
+        for token in tokens:
+            if token.type == "fence" and not _builtin_language(token.info):
+                token.info = ""  # a half-typed "```pyt": no plug-in scan (~0.3 s) while live
         markdown = self._blocks.renderable(tokens, pending.blank_line)
         return console.render_lines(markdown, options, pad=False)[-height:]
 
@@ -373,6 +380,23 @@ class _TailLive(Live):
         if self.is_started and self._tail_view.may_wait(self.console):
             return
         super().refresh()
+
+
+@functools.cache
+def _builtin_languages() -> frozenset[str]:
+    """Every alias of Pygments' own lexers."""
+    from pygments.lexers._mapping import LEXERS
+
+    return frozenset(alias for _, _, aliases, _, _ in LEXERS.values() for alias in aliases)
+
+
+def _builtin_language(info: str) -> bool:
+    """Whether a fence's language is a built-in Pygments lexer (or none is given).
+
+    Pygments looks up an unknown name in every installed package's plug-ins, which imports them.
+    """
+    language = info.strip().split(maxsplit=1)[0].lower() if info.strip() else ""
+    return not language or language in _builtin_languages()
 
 
 def _block_starts(tokens: list[Token]) -> list[Token]:

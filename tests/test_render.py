@@ -327,3 +327,10 @@ def test_make_renderer_picks_plain_unless_markdown_on_a_terminal() -> None:
     chosen = make_renderer(terminal_console(), markdown=True, code_theme="monokai")
     assert isinstance(chosen, MarkdownStreamRenderer)
     chosen.close()
+
+
+def test_live_view_highlights_only_builtin_languages() -> None:
+    from chatrepl.render import _builtin_language
+
+    assert _builtin_language("python") and _builtin_language("") and _builtin_language("sh x")
+    assert not _builtin_language("pyt")  # half-typed: would make Pygments scan plug-ins

@@ -1,0 +1,128 @@
+"""Session figures: saving and loading a 5,000-message session, and the REPL's memory with it."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from common import Figure, log, median, megabytes, seconds
+from corpus import code_block, paragraph, sentence
+from procs import Probe, ProbeError, interleave, repl, rss
+from tools import chatrepl
+
+from chatrepl.conversation import Conversation, Message
+from chatrepl.sessions import SessionStore
+
+SECTION = "Sessions"
+MESSAGES = 5_000
+NAME = "bench-5000"
+SETTLE = 1.0  # seconds after the prompt before RSS is read, for background work to finish
+
+
+def conversation(count: int = MESSAGES, seed: int = 11) -> Conversation:
+    """A long chat: short questions, answers of a few hundred characters, some with code."""
+    rng = random.Random(seed)
+    chat = Conversation(name=NAME, chat_model="gpt-4o-mini", system="You are a helpful assistant.")
+    for index in range(count):
+        if index % 2 == 0:
+            chat.messages.append(Message("user", _question(rng)))
+        else:
+            chat.messages.append(_answer(rng))
+    return chat
+
+
+def _question(rng: random.Random) -> str:
+    """What a person asks: a sentence or two, now and then with code pasted in."""
+    text = " ".join(sentence(rng) for _ in range(rng.randint(1, 2)))
+    return f"{text}\n\n{code_block(rng)}" if rng.random() < 0.1 else text
+
+
+def _answer(rng: random.Random) -> Message:
+    """An assistant reply as chatrepl saves one, with its model, finish reason and usage."""
+    text = paragraph(rng)
+    if rng.random() < 0.25:
+        text += "\n\n" + code_block(rng)
+    words = len(text.split())
+    usage = {"prompt_tokens": 900, "completion_tokens": words, "total_tokens": 900 + words}
+    return Message("assistant", text, model="gpt-4o-mini", finish_reason="stop", usage=usage)
+
+
+def timed(runs: int, action: Callable[[], object]) -> float:
+    """Median wall seconds of an action."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def measure(runs: int, rounds: int) -> list[Figure]:
+    """Save and load times, then the REPL's memory with and without the session."""
+    with tempfile.TemporaryDirectory(prefix="chatrepl-bench-") as temp:
+        home = Path(temp)
+        store = SessionStore(home / "sessions")
+        chat = conversation()
+        log(f"sessions: saving and loading {MESSAGES:,} messages, {runs} runs each …")
+        save = timed(runs, lambda: store.save(chat))
+        load = timed(runs, lambda: store.load(NAME))
+        size = store.path(NAME).stat().st_size
+        figures = [
+            Figure(SECTION, f"`store.save()`, {MESSAGES:,} messages ({megabytes(size)})",
+                   seconds(save), "< 150 ms", save < 0.150),
+            Figure(SECTION, f"`store.load()`, {MESSAGES:,} messages", seconds(load),
+                   "< 150 ms", load < 0.150),
+        ]  # fmt: skip
+        return figures + memory_figures(home, rounds)
+
+
+def memory_figures(home: Path, rounds: int) -> list[Figure]:
+    """RSS and time to prompt of the REPL resumed on the big session, beside an empty REPL."""
+    from startup_bench import local_server
+
+    with local_server() as server:
+        tool = chatrepl(server.base_url, home)
+        readings: dict[str, list[int]] = {"empty": [], "resumed": []}
+        probes = [
+            Probe("empty", _rss_probe(tool.repl, tool.env, tool.prompt, readings["empty"])),
+            Probe("resumed", _rss_probe(
+                [*tool.repl, "--resume", NAME], tool.env, tool.prompt, readings["resumed"]
+            )),
+        ]  # fmt: skip
+        log(f"sessions: REPL memory, empty and resumed, {rounds} rounds …")
+        interleave(probes, rounds, log)
+    return [_memory_figure(probe, readings[probe.name]) for probe in probes]
+
+
+def _rss_probe(
+    argv: list[str], env: dict[str, str], prompt: str, readings: list[int]
+) -> Callable[[], float]:
+    """A probe timing the prompt and recording RSS once the REPL has settled."""
+
+    def run() -> float:
+        with repl(argv, env, prompt) as (child, elapsed):
+            time.sleep(SETTLE)
+            if not child.isalive():
+                raise ProbeError("the REPL exited right after its prompt")
+            readings.append(rss(child.pid))
+            return elapsed
+
+    return run
+
+
+def _memory_figure(probe: Probe, readings: list[int]) -> Figure:
+    """One REPL's median RSS and time to prompt (reference: no target)."""
+    label = (
+        f"REPL resumed on the {MESSAGES:,}-message session (`--resume`)"
+        if probe.name == "resumed"
+        else "REPL with a new, empty session"
+    )
+    if probe.error is not None or not probe.times:
+        return Figure(SECTION, label, f"failed: {probe.error or 'no runs'}")
+    # The warm-up round's reading is left out, as its time is.
+    kept = readings[1:] or readings
+    value = f"RSS {median(kept) / 2**20:.0f} MiB; prompt after {seconds(median(probe.times))}"
+    return Figure(SECTION, label, value)
