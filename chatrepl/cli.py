@@ -24,12 +24,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="A terminal chat client for OpenAI-compatible APIs and an embedded local model.",
 )
-sessions_app = typer.Typer(
-    help="List, show, delete and rename saved sessions.", no_args_is_help=True
-)
-config_app = typer.Typer(
-    help="Where the config file is and what is in effect.", no_args_is_help=True
-)
+sessions_app = typer.Typer(help="List (the default), show, delete and rename saved sessions.")
+config_app = typer.Typer(help="Where the config file is and what is in effect.")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
 
@@ -171,6 +167,20 @@ def ask(
     interrupted = guarded(lambda: run_ask_command(request), debug)
     if interrupted:
         raise typer.Exit(130)
+
+
+@sessions_app.callback(invoke_without_command=True)
+def sessions_default(ctx: typer.Context) -> None:
+    """`chatrepl sessions` alone lists them."""
+    if ctx.invoked_subcommand is None:
+        sessions_list()
+
+
+@config_app.callback(invoke_without_command=True)
+def config_default(ctx: typer.Context) -> None:
+    """`chatrepl config` alone shows its help."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
 
 
 @sessions_app.command("list")

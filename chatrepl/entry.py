@@ -12,10 +12,7 @@ import sys
 def main() -> None:
     """Console-script entry point."""
     if len(sys.argv) > 1:
-        from chatrepl.cli import app
-
-        app()
-        return
+        sys.exit(run_cli())
     from chatrepl.errors import ChatReplError
     from chatrepl.startup import open_repl
 
@@ -27,3 +24,23 @@ def main() -> None:
         sys.exit(130)
     except Exception as failure:  # a bug: one line; `chatrepl --debug` shows the traceback
         sys.exit(f"error: unexpected {type(failure).__name__}: {failure} (--debug shows more)")
+
+
+def run_cli() -> int:
+    """The typer app, with click's usage errors as one `error:` line and exit status 1."""
+    import typer
+
+    from chatrepl.cli import app
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(prog_name="chatrepl", standalone_mode=False)
+    except typer.Abort:
+        return 1
+    except Exception as failure:
+        if not hasattr(failure, "format_message"):  # not one of click's own usage errors
+            raise
+        hint = " (see chatrepl --help)"
+        print(f"error: {failure.format_message()}{hint}", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0

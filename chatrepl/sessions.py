@@ -26,6 +26,7 @@ class SessionInfo:
     updated: str
     messages: int
     path: Path
+    problem: str | None = None  # why the file could not be read, when it could not
 
 
 def check_name(name: str) -> str:
@@ -90,17 +91,18 @@ class SessionStore:
         return conversation
 
     def list(self) -> list[SessionInfo]:
-        """Every readable session, most recently updated first; unreadable files are skipped."""
-        infos = []
+        """Every session, most recently updated first; unreadable files last, with the reason."""
+        infos, broken = [], []
         for path in self._files():
             try:
                 conversation = read_session_file(path)
-            except SessionError:
+            except SessionError as error:
+                broken.append(SessionInfo(path.stem, "", 0, path, problem=str(error)))
                 continue
             infos.append(
                 SessionInfo(path.stem, conversation.updated, len(conversation.messages), path)
             )
-        return sorted(infos, key=lambda info: info.updated, reverse=True)
+        return sorted(infos, key=lambda info: info.updated, reverse=True) + broken
 
     def names(self) -> list[str]:
         """Session names, without reading the files (for tab completion)."""

@@ -158,7 +158,8 @@ def list_sessions() -> None:
     """`chatrepl sessions list`."""
     store = SessionStore(sessions_dir())
     for info in store.list():
-        print(f"{info.name}\t{info.updated}\t{info.messages} messages")
+        summary = f"unreadable: {info.problem}" if info.problem else f"{info.messages} messages"
+        print(f"{info.name}\t{info.updated}\t{summary}")
 
 
 def show_session(name: str) -> None:

@@ -40,6 +40,20 @@ def test_python_dash_m_works() -> None:
     assert result.returncode == 0 and result.stdout.startswith("chatrepl ")
 
 
+def test_command_line_mistakes_are_one_line_and_exit_1() -> None:
+    for args in (["ask", "--bogus"], ["--nope"], ["sessions", "show"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "chatrepl", *args], capture_output=True, text=True
+        )
+        assert result.returncode == 1, args
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, args
+
+
+def test_sessions_alone_lists_them(chatrepl_env) -> None:
+    run_repl(lines("listed by default"))
+    assert runner.invoke(app, ["sessions"]).stdout.startswith("listed-by-default\t")
+
+
 def test_sessions_list_show_rename_delete(chatrepl_env) -> None:
     run_repl(lines("kept for the cli", "/save cli-one"))
     listed = runner.invoke(app, ["sessions", "list"])

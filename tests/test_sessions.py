@@ -127,7 +127,8 @@ def test_corrupt_file_is_reported_and_never_overwritten(store: SessionStore) -> 
     with pytest.raises(SessionError, match="already exists"):
         store.save(convo)
     assert broken.read_text() == "{not json"
-    assert [info.name for info in store.list()] == []
+    (listed,) = store.list()
+    assert listed.name == "broken" and "broken.json" in listed.problem
 
 
 def test_wrong_shape_is_corrupt(store: SessionStore) -> None:
