@@ -77,8 +77,9 @@ class Repl:
             code_theme=state.settings.code_theme,
         )
         try:
-            with typeahead_hidden(), renderer:
-                outcome = stream_turn(state.conversation, state.settings, state.backend, renderer)
+            waiting = view.Waiting(self.console, renderer, state.conversation.model)
+            with typeahead_hidden(), renderer, waiting:
+                outcome = stream_turn(state.conversation, state.settings, state.backend, waiting)
         except BackendError:
             self.prefill = text
             self.autosave()

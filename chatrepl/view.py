@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
@@ -72,3 +74,33 @@ def reply_footer(console: Console, reply: Message) -> None:
             f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion "
             f"= {usage['total_tokens']} tokens",
         )
+
+
+class Waiting:
+    """A spinner until the reply's first text arrives, which it then passes on to sink."""
+
+    def __init__(self, console: Console, sink: Any, model: str) -> None:
+        self._sink = sink
+        self._status = (
+            console.status(Text(f"waiting for {model}…", style="dim"), spinner="dots")
+            if console.is_terminal
+            else None
+        )
+
+    def __enter__(self) -> Waiting:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop()
+
+    def feed(self, text: str) -> None:
+        """Stop the spinner (once) and hand the text on."""
+        self._stop()
+        self._sink.feed(text)
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
