@@ -62,6 +62,7 @@ def test_ctrl_c_stops_a_slow_reply_and_keeps_the_chat(chatrepl_env) -> None:
     child = spawn(chatrepl_env.env)
     child.expect(PROMPT["chat"])
     type_line(child, "talk slowly")
+    child.expect("waiting for gpt-4o-mini")  # the spinner until the first token
     child.expect("word")
     child.sendintr()
     child.expect("interrupted", timeout=5)
