@@ -64,6 +64,8 @@ class Repl:
         """Dispatch a slash-command and show its result."""
         outcome = commands.dispatch(self.state, line)
         view.result(self.console, outcome, self.state.settings.code_theme)
+        if outcome.resend is not None:
+            self.send(outcome.resend)
         return not outcome.quit
 
     def send(self, text: str) -> None:

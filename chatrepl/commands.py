@@ -29,6 +29,7 @@ class Result:
     table: Table | None = None
     transcript: list[Message] = field(default_factory=list)
     quit: bool = False
+    resend: str | None = None  # text the app should send as a new turn
 
 
 Handler = Callable[[ReplState, str], Result]
@@ -168,6 +169,14 @@ def _history(state: ReplState, arg: str) -> Result:
     return Result(transcript=list(state.conversation.messages))
 
 
+def _retry(state: ReplState, arg: str) -> Result:
+    messages = state.conversation.messages
+    if len(messages) < 2 or messages[-1].role != "assistant" or messages[-2].role != "user":
+        raise CommandError("nothing to retry: the last message is not a reply")
+    del messages[-1]
+    return Result(resend=messages.pop().content)
+
+
 def _quit(state: ReplState, arg: str) -> Result:
     return Result(quit=True)
 
@@ -201,6 +210,7 @@ COMMANDS: tuple[Command, ...] = (
         "[on|off]",
         complete=lambda state: ["on", "off"],
     ),
+    Command("retry", _retry, "drop the last reply and ask the same again"),
     Command("new", _new, "start a new conversation (the current one stays saved)"),
     Command("save", _save, "save the session, optionally under a new name", "[NAME]"),
     Command(

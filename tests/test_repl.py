@@ -245,3 +245,15 @@ def test_unwritable_session_dir_is_reported_and_the_chat_goes_on(chatrepl_env) -
     assert "error: autosave failed" in result.output
     assert "Echo: still works" in result.output
     assert len(result.conversation.messages) == 2
+
+
+def test_retry_drops_the_last_reply_and_asks_again(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    server.queue("first try")
+    server.queue("second try")
+    result = run_repl(lines("question", "/retry", "/new", "/retry"))
+    first, second = server.bodies("/chat/completions")
+    assert first["messages"] == second["messages"] == [{"role": "user", "content": "question"}]
+    assert "nothing to retry" in result.output
+    saved = json.loads((chatrepl_env.home / "sessions" / "question.json").read_text())
+    assert [m["content"] for m in saved["messages"]] == ["question", "second try"]
