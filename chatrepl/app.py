@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from chatrepl import __version__, commands, view
-from chatrepl.errors import BackendError, ChatReplError
+from chatrepl.errors import BackendError, ChatReplError, describe_unexpected
 from chatrepl.prompt import PromptReader
 from chatrepl.render import make_renderer
 from chatrepl.state import ReplState
@@ -57,7 +57,7 @@ class Repl:
         except Exception as failure:
             if self.state.settings.debug:
                 raise
-            view.error(self.console, f"unexpected {type(failure).__name__}: {failure}")
+            view.error(self.console, describe_unexpected(failure))
         return True
 
     def run_command(self, line: str) -> bool:

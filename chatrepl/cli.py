@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from chatrepl import __version__
-from chatrepl.errors import ChatReplError
+from chatrepl.errors import ChatReplError, describe_unexpected
 
 T = TypeVar("T")
 
@@ -66,9 +66,7 @@ def guarded(action: Callable[[], T], debug: bool = False) -> T:
     except Exception as failure:  # a bug: still one line, the traceback only under --debug
         if debug:
             raise
-        typer.echo(
-            f"error: unexpected {type(failure).__name__}: {failure} (--debug shows more)", err=True
-        )
+        typer.echo(f"error: {describe_unexpected(failure)}", err=True)
         raise typer.Exit(1) from None
 
 

@@ -150,17 +150,10 @@ def _load(state: ReplState, arg: str) -> Result:
 
 
 def _sessions(state: ReplState, arg: str) -> Result:
-    rows = [
-        (
-            info.name,
-            info.updated,
-            f"unreadable: {info.problem}" if info.problem else str(info.messages),
-        )
-        for info in state.store.list()
-    ]
+    rows = [(info.name, info.updated, info.summary) for info in state.store.list()]
     if not rows:
         return Result("no saved sessions yet")
-    return Result(table=Table(("session", "updated", "messages"), rows))
+    return Result(table=Table(("session", "updated", "contents"), rows))
 
 
 def _history(state: ReplState, arg: str) -> Result:

@@ -13,7 +13,7 @@ def main() -> None:
     """Console-script entry point."""
     if len(sys.argv) > 1:
         sys.exit(run_cli())
-    from chatrepl.errors import ChatReplError
+    from chatrepl.errors import ChatReplError, describe_unexpected
     from chatrepl.startup import open_repl
 
     try:
@@ -23,7 +23,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as failure:  # a bug: one line; `chatrepl --debug` shows the traceback
-        sys.exit(f"error: unexpected {type(failure).__name__}: {failure} (--debug shows more)")
+        sys.exit(f"error: {describe_unexpected(failure)}")
 
 
 def run_cli() -> int:

@@ -19,3 +19,8 @@ class BackendError(ChatReplError):
 
 class CommandError(ChatReplError):
     """A slash-command was used wrongly."""
+
+
+def describe_unexpected(failure: BaseException) -> str:
+    """One line for an exception that is a bug rather than a user's mistake."""
+    return f"unexpected {type(failure).__name__}: {failure} (--debug shows the traceback)"

@@ -28,6 +28,11 @@ class SessionInfo:
     path: Path
     problem: str | None = None  # why the file could not be read, when it could not
 
+    @property
+    def summary(self) -> str:
+        """ "N messages", or why the file is unreadable."""
+        return f"unreadable: {self.problem}" if self.problem else f"{self.messages} messages"
+
 
 def check_name(name: str) -> str:
     """Return the name if it is safe as a file name, else raise SessionError."""

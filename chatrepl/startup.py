@@ -158,8 +158,7 @@ def list_sessions() -> None:
     """`chatrepl sessions list`."""
     store = SessionStore(sessions_dir())
     for info in store.list():
-        summary = f"unreadable: {info.problem}" if info.problem else f"{info.messages} messages"
-        print(f"{info.name}\t{info.updated}\t{summary}")
+        print(f"{info.name}\t{info.updated}\t{info.summary}")
 
 
 def show_session(name: str) -> None:
