@@ -1,5 +1,9 @@
 """Validate request bodies against OpenAI's official OpenAPI spec.
 
+By default the request schemas vendored in ``tests/openapi/request_schemas.json`` are used (see
+``tests/openapi/README.md``); ``$CHATREPL_OPENAPI_SPEC`` may point at a full spec file instead.
+Both keep the schemas under ``components/schemas``.
+
 The spec is OpenAPI 3.1 but still carries OpenAPI 3.0 idioms (``nullable: true``, boolean
 ``exclusiveMinimum``). They are translated into plain JSON Schema 2020-12 once, and one
 ``Draft202012Validator`` per request schema is cached, so validating every request is cheap.
@@ -17,8 +21,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-# ../shared beside the repository holds the official spec (CI clones the repo next to it).
-DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "shared" / "openai-openapi" / "openapi.json"
+# The request schemas extracted from the official spec by tests/openapi/extract.py.
+DEFAULT_SPEC = Path(__file__).resolve().parent / "openapi" / "request_schemas.json"
 SPEC_ENV = "CHATREPL_OPENAPI_SPEC"
 SPEC_URI = "urn:openai:openapi"
 
@@ -32,7 +36,7 @@ _DATA_KEYS = frozenset({"enum", "const", "default", "example", "examples", "x-oa
 
 
 def spec_path() -> Path:
-    """Return the spec file location (``$CHATREPL_OPENAPI_SPEC`` overrides the default)."""
+    """Return the schema file location (``$CHATREPL_OPENAPI_SPEC`` overrides the vendored one)."""
     return Path(os.environ.get(SPEC_ENV, DEFAULT_SPEC))
 
 
@@ -64,7 +68,7 @@ def translate(node: Any) -> Any:
 
 @cache
 def _registry() -> Registry:
-    """Load the spec once and register its translated components under ``SPEC_URI``."""
+    """Load the schema file once and register its translated components under ``SPEC_URI``."""
     spec = json.loads(spec_path().read_text(encoding="utf-8"))
     document = {"components": {"schemas": translate(spec["components"]["schemas"])}}
     return Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(document))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import signal
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from chatrepl.terminal import interrupts_deferred, typeahead_hidden
+from chatrepl.ui.terminal import interrupts_deferred, typeahead_hidden
 
 
 def test_ctrl_c_waits_until_the_block_is_done() -> None:
@@ -42,6 +43,17 @@ def test_typeahead_is_not_echoed_and_echo_comes_back() -> None:
         os.close(follower)
 
 
-def test_not_a_terminal_is_left_alone(tmp_path) -> None:
-    with open(tmp_path / "file", "w+") as stream, typeahead_hidden(stream):
-        pass
+@pytest.mark.parametrize("kind", ["file", "no-fileno"])
+def test_not_a_terminal_is_left_alone(kind: str, tmp_path, monkeypatch) -> None:
+    """A stream that is no terminal gets no termios call, and the block still runs."""
+    calls: list[str] = []
+    monkeypatch.setattr(termios, "tcgetattr", lambda *args: calls.append("tcgetattr"))
+    monkeypatch.setattr(termios, "tcsetattr", lambda *args: calls.append("tcsetattr"))
+    with (
+        open(tmp_path / "file", "w+") if kind == "file" else io.StringIO() as stream,
+        typeahead_hidden(stream),
+    ):
+        stream.write("typed ahead")
+        stream.seek(0)
+        assert stream.read() == "typed ahead"
+    assert calls == []
