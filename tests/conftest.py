@@ -24,6 +24,15 @@ CLEARED_PREFIXES = ("CHATREPL_", "OPENAI_", "AZURE_OPENAI_")
 CLEARED_NAMES = ("NO_COLOR",)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI the embedded model must be there: its tests (which would catch a native crash)
+    may never be skipped silently."""
+    from chatrepl.backends.local_backend import local_backend_available
+
+    if os.environ.get("CI") and not local_backend_available():
+        raise pytest.UsageError("CI: llama-cpp-python or the SmolLM2 model is not installed")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register this suite's markers."""
     config.addinivalue_line(

@@ -52,11 +52,15 @@ def free_port() -> int:
 
 
 def server_command(model_path: Path, port: int) -> list[str]:
-    """The command line starting llama-cpp-python's server on one thread."""
+    """The command line starting llama-cpp-python's server on one thread.
+
+    It runs through chatrepl's AMX guard, so it loads the model as the embedded backend does
+    (and does not crash on CPUs with AMX when llama.cpp was built by GCC 12).
+    """
     return [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        "chatrepl.backends.amx_guard",
         "--model",
         str(model_path),
         "--model_alias",
