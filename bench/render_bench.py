@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
 
-from chatrepl.render import make_renderer
+from chatrepl.ui.stream_render import make_renderer
 
 SECTION = "Rendering"
 CODE_THEME = "monokai"

@@ -13,8 +13,8 @@ from corpus import code_block, paragraph, sentence
 from procs import Probe, ProbeError, interleave, repl, rss
 from tools import chatrepl
 
-from chatrepl.conversation import Conversation, Message
-from chatrepl.sessions import SessionStore
+from chatrepl.conversation.conversation import Conversation, Message
+from chatrepl.conversation.store import SessionStore
 
 SECTION = "Sessions"
 MESSAGES = 5_000

@@ -1,6 +1,6 @@
 """`python -m chatrepl`."""
 
-from chatrepl.entry import main
+from chatrepl.cli.entry import main
 
 if __name__ == "__main__":
     main()

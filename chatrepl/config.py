@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,20 @@ class Settings:
         return bool(self.api_key or self.base_url or self.azure_endpoint)
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """Settings given on the command line; None means "not given"."""
+
+    backend: str | None = None
+    model: str | None = None
+    completion_model: str | None = None
+    system: str | None = None
+    model_path: str | None = None
+    max_tokens: int | None = None
+    chat_max_tokens: int | None = None
+    debug: bool | None = None
+
+
 # Environment variable -> settings field.
 ENVIRONMENT = {
     "CHATREPL_BACKEND": "backend",
@@ -67,7 +81,6 @@ ENVIRONMENT = {
     "AZURE_OPENAI_API_KEY": "azure_api_key",
     "OPENAI_API_VERSION": "api_version",
 }
-BACKENDS = ("openai", "local")
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 
 
@@ -107,7 +120,7 @@ def history_path() -> Path:
 
 
 def load_settings(
-    flags: Mapping[str, Any] | None = None,
+    overrides: Overrides | None = None,
     environ: Mapping[str, str] | None = None,
     path: Path | None = None,
 ) -> Settings:
@@ -115,11 +128,9 @@ def load_settings(
     values: dict[str, Any] = {}
     values.update(_read_config_file(path or config_path()))
     values.update(_from_environment(os.environ if environ is None else environ))
-    values.update({k: v for k, v in (flags or {}).items() if v is not None})
-    settings = replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
-    if settings.backend not in (None, *BACKENDS):
-        raise ConfigError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
-    return settings
+    given = asdict(overrides) if overrides is not None else {}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

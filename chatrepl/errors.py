@@ -1,4 +1,10 @@
-"""Domain errors: each carries a one-line message a user can act on."""
+"""Domain errors, each a one-line message a user can act on, and the one boundary that reports
+them (and unexpected exceptions) as that line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
 
 
 class ChatReplError(Exception):
@@ -24,3 +30,35 @@ class CommandError(ChatReplError):
 def describe_unexpected(failure: BaseException) -> str:
     """One line for an exception that is a bug rather than a user's mistake."""
     return f"unexpected {type(failure).__name__}: {failure} (--debug shows the traceback)"
+
+
+class ErrorBoundary:
+    """Inside it, a ChatReplError or a bug becomes one reported line instead of a traceback.
+
+    `report` gets the line without a prefix; `failed` tells afterwards whether one was reported.
+    Under `debug` a bug's traceback is shown (re-raised). Ctrl-C passes through: what it means
+    depends on where it lands.
+    """
+
+    def __init__(self, report: Callable[[str], None], debug: bool = False) -> None:
+        self.report = report
+        self.debug = debug
+        self.failed = False
+
+    def __enter__(self) -> ErrorBoundary:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if isinstance(exc, ChatReplError):
+            self.report(str(exc))
+        elif isinstance(exc, Exception) and not self.debug:
+            self.report(describe_unexpected(exc))
+        else:
+            return False
+        self.failed = True
+        return True

@@ -13,8 +13,9 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from chatrepl.app import Repl
-from chatrepl.startup import build_repl
+from chatrepl.cli.build import build_repl
+from chatrepl.config import Overrides
+from chatrepl.repl.loop import Repl
 
 ENTER = "\r"
 ESC_ENTER = "\x1b\r"
@@ -65,7 +66,8 @@ def run_repl(
         batches[-1] += CTRL_C + CTRL_D
         feeder = threading.Thread(target=_type_slowly, args=(pipe, batches))
         feeder.start()
-        repl = build_repl(flags or {}, resume, latest, console, input=pipe, output=DummyOutput())
+        overrides = Overrides(**(flags or {}))
+        repl = build_repl(overrides, resume, latest, console, input=pipe, output=DummyOutput())
         repl.run()
         feeder.join()
     return RunResult(repl, out.getvalue())

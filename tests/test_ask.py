@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from chatrepl.cli import app
+from chatrepl.cli.typer_app import app
 
 runner = CliRunner()
 

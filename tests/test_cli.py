@@ -8,7 +8,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from chatrepl.cli import app
+from chatrepl.cli.typer_app import app
 from tests.harness import lines, run_repl
 
 runner = CliRunner()
@@ -20,7 +20,7 @@ def loaded_modules(*args: str) -> set[str]:
     code = (
         "import sys, json\n"
         f"sys.argv = ['chatrepl', *{list(args)!r}]\n"
-        "from chatrepl.entry import main\n"
+        "from chatrepl.cli.entry import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     )

@@ -14,8 +14,8 @@ import pexpect
 import pytest
 from typer.testing import CliRunner
 
-from chatrepl.cli import app
-from chatrepl.prompt import SlashCompleter
+from chatrepl.cli.typer_app import app
+from chatrepl.repl.prompt import SlashCompleter
 from tests.conftest import isolate
 from tests.harness import lines, run_repl
 from tests.test_e2e import PROMPT, spawn, type_line

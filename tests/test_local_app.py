@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chatrepl.backends.local_backend import local_backend_available
-from chatrepl.cli import app
+from chatrepl.cli.typer_app import app
 from tests.conftest import isolate
 from tests.harness import lines, run_repl
 
@@ -56,7 +56,7 @@ def test_repl_chat_and_completion_with_local_backend(offline) -> None:
     ]
     assert all(m.backend == "local" and m.model.startswith("SmolLM2") for m in messages)
     assert all(m.content for m in messages)
-    assert messages[1].usage and messages[1].usage["completion_tokens"] > 0
+    assert messages[1].usage and messages[1].usage.completion_tokens > 0
     assert result.conversation.suffix is None
 
 

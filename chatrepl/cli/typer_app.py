@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
 from chatrepl import __version__
-from chatrepl.errors import ChatReplError, describe_unexpected
+from chatrepl.config import Overrides
+from chatrepl.errors import ErrorBoundary
 
 T = TypeVar("T")
 
@@ -35,11 +36,23 @@ Model = Annotated[
 System = Annotated[
     str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt (chat mode).")
 ]
+
+
+def _backend_help() -> str:
+    from chatrepl.backends.registry import NAMES, help_text
+
+    return f"{' or '.join(NAMES)} (default: automatic). {help_text()}."
+
+
+def _backend_metavar() -> str:
+    from chatrepl.backends.registry import NAMES
+
+    return "|".join(NAMES)
+
+
 BackendOpt = Annotated[
     str | None,
-    typer.Option(
-        "--backend", "-b", metavar="openai|local", help="openai or local (default: automatic)."
-    ),
+    typer.Option("--backend", "-b", metavar=_backend_metavar(), help=_backend_help()),
 ]
 ModelPath = Annotated[
     str | None,
@@ -55,19 +68,11 @@ def _version(value: bool) -> None:
 
 
 def guarded(action: Callable[[], T], debug: bool = False) -> T:
-    """Run action; a ChatReplError becomes one line on stderr and exit code 1."""
-    try:
+    """Run action inside the error boundary; a reported error exits with status 1."""
+    with ErrorBoundary(lambda line: typer.echo(f"error: {line}", err=True), debug) as boundary:
         return action()
-    except ChatReplError as failure:
-        if debug:
-            raise
-        typer.echo(f"error: {failure}", err=True)
-        raise typer.Exit(1) from None
-    except Exception as failure:  # a bug: still one line, the traceback only under --debug
-        if debug:
-            raise
-        typer.echo(f"error: {describe_unexpected(failure)}", err=True)
-        raise typer.Exit(1) from None
+    assert boundary.failed
+    raise typer.Exit(1)
 
 
 @app.callback(invoke_without_command=True)
@@ -92,20 +97,16 @@ def main_command(
     """Open the chat REPL (chat mode; /complete switches to completion mode; /help lists all)."""
     if ctx.invoked_subcommand is not None:
         return
-    flags = {
-        "model": model,
-        "system": system,
-        "backend": backend,
-        "model_path": model_path,
-        "debug": debug or None,
-    }
-    guarded(lambda: _run_repl(flags, resume, continue_), debug)
+    overrides = Overrides(
+        model=model, system=system, backend=backend, model_path=model_path, debug=debug or None
+    )
+    guarded(lambda: _run_repl(overrides, resume, continue_), debug)
 
 
-def _run_repl(flags: dict[str, Any], resume: str | None, latest: bool) -> None:
-    from chatrepl.startup import open_repl
+def _run_repl(overrides: Overrides, resume: str | None, latest: bool) -> None:
+    from chatrepl.cli.build import open_repl
 
-    open_repl(flags, resume, latest)
+    open_repl(overrides, resume, latest)
 
 
 @app.command()
@@ -145,10 +146,10 @@ def ask(
     debug: Debug = False,
 ) -> None:
     """Answer one prompt and exit. Piped stdin is added: cat notes.txt | chatrepl ask summarize."""
-    from chatrepl.startup import AskRequest, run_ask_command
+    from chatrepl.cli.ask import AskOptions, run_ask
 
     piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-    request = AskRequest(
+    options = AskOptions(
         words=prompt or [],
         piped=piped,
         mode=mode,
@@ -160,9 +161,11 @@ def ask(
         json_mode=json_mode,
         session=session,
         max_tokens=max_tokens,
-        flags={"backend": backend, "model_path": model_path, "debug": debug or None},
+        backend=backend,
+        model_path=model_path,
+        debug=debug,
     )
-    interrupted = guarded(lambda: run_ask_command(request), debug)
+    interrupted = guarded(lambda: run_ask(options), debug)
     if interrupted:
         raise typer.Exit(130)
 
@@ -184,7 +187,7 @@ def config_default(ctx: typer.Context) -> None:
 @sessions_app.command("list")
 def sessions_list() -> None:
     """List saved sessions, most recent first."""
-    from chatrepl.startup import list_sessions
+    from chatrepl.cli.subcommands import list_sessions
 
     guarded(list_sessions)
 
@@ -192,7 +195,7 @@ def sessions_list() -> None:
 @sessions_app.command("show")
 def sessions_show(name: str) -> None:
     """Print a session's messages."""
-    from chatrepl.startup import show_session
+    from chatrepl.cli.subcommands import show_session
 
     guarded(lambda: show_session(name))
 
@@ -202,7 +205,7 @@ def sessions_delete(
     name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False
 ) -> None:
     """Delete a saved session."""
-    from chatrepl.startup import delete_session
+    from chatrepl.cli.subcommands import delete_session
 
     if not yes and not typer.confirm(f"Delete session {name}?", default=False):
         raise typer.Exit(1)
@@ -212,7 +215,7 @@ def sessions_delete(
 @sessions_app.command("rename")
 def sessions_rename(old: str, new: str) -> None:
     """Rename a saved session."""
-    from chatrepl.startup import rename_session
+    from chatrepl.cli.subcommands import rename_session
 
     guarded(lambda: rename_session(old, new))
 
@@ -228,6 +231,6 @@ def config_path_command() -> None:
 @config_app.command("show")
 def config_show() -> None:
     """Print the settings in effect (secrets masked)."""
-    from chatrepl.startup import show_config
+    from chatrepl.cli.subcommands import show_config
 
     guarded(show_config)

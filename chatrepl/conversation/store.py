@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from chatrepl.conversation import Conversation
+from chatrepl.conversation import session_format
+from chatrepl.conversation.conversation import Conversation
 from chatrepl.errors import SessionError
 
 SUFFIX = ".json"
@@ -59,6 +60,10 @@ class SessionStore:
         self.root = root
         # Names this process loaded or wrote: only those may be overwritten by save().
         self._owned: set[str] = set()
+        # The text last read or written per name: an unchanged session is not rewritten.
+        self._on_disk: dict[str, str] = {}
+        # Names this process gave to new sessions (their files did not exist before).
+        self._named_here: set[str] = set()
 
     def path(self, name: str) -> Path:
         """The file of a session."""
@@ -72,18 +77,35 @@ class SessionStore:
         """Write atomically: temp file, fsync, rename. Names an unnamed session first."""
         if not conversation.name:
             conversation.name = self.new_name(conversation.first_user_text())
+            self._named_here.add(conversation.name)
         path = self.path(conversation.name)
         if conversation.name not in self._owned and path.exists():
             raise SessionError(
                 f"a session named {conversation.name!r} already exists ({path}); "
                 "choose another name or load it"
             )
+        text = session_format.dumps(conversation)
+        if self._on_disk.get(conversation.name) == text and path.exists():
+            return path
         try:
-            write_atomically(path, session_json(conversation))
+            write_atomically(path, text)
         except OSError as error:
             raise SessionError(f"cannot save session to {path}: {error}") from error
         self._owned.add(conversation.name)
+        self._on_disk[conversation.name] = text
         return path
+
+    def discard_if_unused(self, conversation: Conversation) -> None:
+        """Remove the file of a session this process named and that has no message (a first
+        turn that failed), and take its name back."""
+        name = conversation.name
+        if conversation.messages or name not in self._named_here:
+            return
+        self.path(name).unlink(missing_ok=True)
+        self._owned.discard(name)
+        self._on_disk.pop(name, None)
+        self._named_here.discard(name)
+        conversation.name = None
 
     def load(self, name: str) -> Conversation:
         """Read a session; a missing or corrupt file raises SessionError naming the file."""
@@ -93,6 +115,8 @@ class SessionStore:
         conversation = read_session_file(path)
         conversation.name = path.stem
         self._owned.add(path.stem)
+        # What saving it unchanged would write: a version 1 file stays as it is until it changes.
+        self._on_disk[path.stem] = session_format.dumps(conversation)
         return conversation
 
     def list(self) -> list[SessionInfo]:
@@ -125,6 +149,7 @@ class SessionStore:
             raise SessionError(f"no session named {name!r}")
         path.unlink()
         self._owned.discard(name)
+        self._on_disk.pop(name, None)
 
     def rename(self, old: str, new: str) -> None:
         """Rename a session, its file and the name recorded inside it."""
@@ -136,6 +161,7 @@ class SessionStore:
         self.save(conversation)
         self.path(old).unlink()
         self._owned.discard(old)
+        self._on_disk.pop(old, None)
 
     def new_name(self, first_text: str) -> str:
         """A readable unused name: a slug of the first message, else the date and time."""
@@ -151,20 +177,13 @@ class SessionStore:
         return [p for p in self.root.iterdir() if p.suffix == SUFFIX and not p.name.startswith(".")]
 
 
-def session_json(conversation: Conversation) -> str:
-    """Readable and fast: settings indented, one message per line (5,000 messages in ~40 ms)."""
-    data = conversation.to_dict()
-    messages = data.pop("messages")
-    head = json.dumps(data, ensure_ascii=False, indent=1).removesuffix("\n}")
-    lines = ",\n  ".join(json.dumps(message, ensure_ascii=False) for message in messages)
-    return f'{head},\n "messages": [\n  {lines}\n ]\n}}\n'
-
-
 def read_session_file(path: Path) -> Conversation:
     """Parse one session file; any problem is one SessionError line naming the file."""
     try:
-        return Conversation.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as error:
+        return session_format.from_document(json.loads(path.read_text(encoding="utf-8")))
+    except session_format.NewerFormatError as error:
+        raise SessionError(f"session file {path} was {error}") from error
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
         raise SessionError(f"cannot read session file {path}: {error}") from error
 
 

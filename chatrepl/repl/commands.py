@@ -6,9 +6,9 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chatrepl.conversation import MODES, Message
+from chatrepl.conversation.messages import MODES, Message
 from chatrepl.errors import CommandError
-from chatrepl.state import ReplState
+from chatrepl.repl.state import ReplState
 
 LAST_EXCHANGES = 6  # messages shown after /load and --resume
 
@@ -29,7 +29,7 @@ class Result:
     table: Table | None = None
     transcript: list[Message] = field(default_factory=list)
     quit: bool = False
-    resend: str | None = None  # text the app should send as a new turn
+    retry: bool = False  # the app should ask the last user message again
 
 
 Handler = Callable[[ReplState, str], Result]
@@ -96,7 +96,7 @@ def _system(state: ReplState, arg: str) -> Result:
 
 
 def _suffix(state: ReplState, arg: str) -> Result:
-    if arg and not state.backend.supports_suffix:
+    if arg and not state.backend.capabilities.suffix:
         raise CommandError(
             f"the {state.backend.name} backend's model does not support insertion (suffix)"
         )
@@ -163,11 +163,9 @@ def _history(state: ReplState, arg: str) -> Result:
 
 
 def _retry(state: ReplState, arg: str) -> Result:
-    messages = state.conversation.messages
-    if len(messages) < 2 or messages[-1].role != "assistant" or messages[-2].role != "user":
-        raise CommandError("nothing to retry: the last message is not a reply")
-    del messages[-1]
-    return Result(resend=messages.pop().content)
+    if state.conversation.last_user_index() is None:
+        raise CommandError("nothing to retry: no message has been sent yet")
+    return Result(retry=True)
 
 
 def _quit(state: ReplState, arg: str) -> Result:
@@ -203,7 +201,12 @@ COMMANDS: tuple[Command, ...] = (
         "[on|off]",
         complete=lambda state: ["on", "off"],
     ),
-    Command("retry", _retry, "drop the last reply and ask the same again"),
+    Command(
+        "retry",
+        _retry,
+        "ask the last message again, in the mode it was sent in (the old reply stays until "
+        "the new one arrives)",
+    ),
     Command("new", _new, "start a new conversation (the current one stays saved)"),
     Command("save", _save, "save the session, optionally under a new name", "[NAME]"),
     Command(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 
-from chatrepl import __version__, commands, view
-from chatrepl.errors import BackendError, ChatReplError, describe_unexpected
-from chatrepl.prompt import PromptReader
-from chatrepl.render import make_renderer
-from chatrepl.state import ReplState
-from chatrepl.terminal import typeahead_hidden
-from chatrepl.turns import add_user_message, stream_turn
+from chatrepl import __version__
+from chatrepl.engine.turn import Sink, Turn, TurnOutcome
+from chatrepl.errors import ErrorBoundary
+from chatrepl.repl import commands
+from chatrepl.repl.prompt import PromptReader
+from chatrepl.repl.state import ReplState
+from chatrepl.ui import views as view
+from chatrepl.ui.stream_render import make_renderer
+from chatrepl.ui.terminal import typeahead_hidden
 
 QUIT_WORDS = ("quit", "exit")
 
@@ -46,64 +50,80 @@ class Repl:
             return True
         if stripped.lower() in QUIT_WORDS:
             return False
-        try:
-            if stripped.startswith("/"):
-                return self.run_command(stripped)
-            self.send(text)
-        except ChatReplError as failure:
-            view.error(self.console, str(failure))
-        except KeyboardInterrupt:
-            view.info(self.console, "(cancelled)")
-        except Exception as failure:
-            if self.state.settings.debug:
-                raise
-            view.error(self.console, describe_unexpected(failure))
-        return True
+        keep_going = True
+        with ErrorBoundary(lambda line: view.error(self.console, line), self.state.settings.debug):
+            try:
+                if stripped.startswith("/"):
+                    keep_going = self.run_command(stripped)
+                else:
+                    self.send(text)
+            except KeyboardInterrupt:
+                view.info(self.console, "(cancelled)")
+        return keep_going
 
     def run_command(self, line: str) -> bool:
         """Dispatch a slash-command and show its result."""
         outcome = commands.dispatch(self.state, line)
-        view.result(self.console, outcome, self.state.settings.code_theme)
-        if outcome.resend is not None:
-            self.send(outcome.resend)
+        self.show(outcome)
+        if outcome.retry:
+            self.retry()
         return not outcome.quit
 
+    def show(self, outcome: commands.Result) -> None:
+        """Show what a slash-command returned."""
+        if outcome.message:
+            view.info(self.console, outcome.message)
+        if outcome.table:
+            self.console.print(view.table(outcome.table.headers, outcome.table.rows))
+        if outcome.transcript:
+            view.transcript(self.console, outcome.transcript, self.state.settings.code_theme)
+
     def send(self, text: str) -> None:
-        """Send one turn; on failure the conversation is restored and the text offered again."""
+        """Send one turn; on failure the conversation is as it was and the text offered again."""
+        mode = self.state.conversation.mode
+        runner = self.state.runner(checkpoint=self.autosave)
+        self._stream(mode, text, lambda sink: runner.take(Turn(text, mode), sink))
+
+    def retry(self) -> None:
+        """Ask the last user message again; the old reply stays until the new one arrives."""
+        conversation = self.state.conversation
+        index = conversation.last_user_index()
+        if index is None:
+            return
+        mode = conversation.messages[index].mode
+        runner = self.state.runner()
+        self._stream(mode, "", runner.retry)
+
+    def _stream(self, mode: str, text: str, action: Callable[[Sink], TurnOutcome]) -> None:
         state = self.state
-        add_user_message(state.conversation, text, state.backend)
-        self.autosave()
         renderer = make_renderer(
-            self.console,
-            markdown=state.conversation.mode == "chat",
-            code_theme=state.settings.code_theme,
+            self.console, markdown=mode == "chat", code_theme=state.settings.code_theme
         )
         try:
-            waiting = view.Waiting(self.console, renderer, state.conversation.model)
+            waiting = view.Waiting(self.console, renderer, state.conversation.model_for(mode))
             with typeahead_hidden(), renderer, waiting:
-                outcome = stream_turn(state.conversation, state.settings, state.backend, waiting)
-        except BackendError:
+                outcome = action(waiting)
+        except BaseException:
             self.prefill = text
             self.autosave()
             raise
         self.autosave()
-        view.reply_footer(self.console, outcome.reply)
+        if outcome.error is not None:
+            view.error(self.console, str(outcome.error))
+        view.turn_footer(self.console, outcome)
 
     def autosave(self) -> None:
         """Save after every change; a failure is reported but never loses the conversation."""
-        try:
+        with ErrorBoundary(lambda line: view.error(self.console, f"autosave failed: {line}")):
             self.state.save()
-        except ChatReplError as failure:
-            view.error(self.console, f"autosave failed: {failure}")
 
     def show_banner(self) -> None:
         """The start-up status line: backend, model, mode, session."""
         state = self.state
         conversation = state.conversation
-        where = "embedded" if state.backend.name == "local" else state.backend.describe()
         view.info(
             self.console,
-            f"chatrepl {__version__} · {state.backend.name} {where} · "
+            f"chatrepl {__version__} · {state.backend.name} {state.backend.describe()} · "
             f"model {conversation.model} · {conversation.mode} mode · "
             f"session {conversation.name or '(new)'} · /help for commands, Ctrl-D to leave",
         )

@@ -16,9 +16,9 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.styles import Style
 
-from chatrepl import commands
 from chatrepl.errors import ChatReplError
-from chatrepl.state import ReplState
+from chatrepl.repl import commands
+from chatrepl.repl.state import ReplState
 
 # Lines that look like API keys are kept out of the history file.
 SECRET = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9]{32,})\b")

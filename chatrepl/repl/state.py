@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chatrepl.backends.base import Backend
 from chatrepl.config import Settings
-from chatrepl.conversation import Conversation
-from chatrepl.sessions import SessionStore
+from chatrepl.conversation.conversation import Conversation
+from chatrepl.conversation.store import SessionStore
+from chatrepl.engine.turn import TurnRunner
 
 
 @dataclass
@@ -26,10 +28,18 @@ class ReplState:
             self.model_cache = self.backend.list_models()
         return self.model_cache
 
+    def runner(self, checkpoint: Callable[[], None] | None = None) -> TurnRunner:
+        """Runs turns of the current conversation."""
+        return TurnRunner(self.conversation, self.backend, self.settings, checkpoint=checkpoint)
+
     def save(self) -> None:
-        """Autosave the conversation once it has messages (or a file that must stay current)."""
-        if self.conversation.messages or self.conversation.name:
-            self.store.save(self.conversation)
+        """Autosave the conversation once it has messages; a session emptied by a failed first
+        turn is not left behind on disk."""
+        conversation = self.conversation
+        if conversation.messages:
+            self.store.save(conversation)
+        elif conversation.name:
+            self.store.discard_if_unused(conversation)
 
     def new_conversation(self) -> Conversation:
         """A fresh conversation with the current one's mode, models and prompts."""
@@ -42,5 +52,6 @@ class ReplState:
             suffix=old.suffix,
             backend=old.backend,
             json_mode=old.json_mode,
+            params=old.params,
         )
         return self.conversation

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from rich.live import Live
 from rich.segment import Segment
 
-from chatrepl.terminal import interrupts_deferred
+from chatrepl.ui.terminal import interrupts_deferred
 
 if TYPE_CHECKING:
     from types import TracebackType

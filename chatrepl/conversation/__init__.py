@@ -1,0 +1,1 @@
+"""The conversation as data: messages, conversations, the session file format and store."""

@@ -1,0 +1,273 @@
+"""Provider-neutral messages: everything a chat can hold, in chatrepl's own terms.
+
+Nothing here knows an API's wire shape; each backend translates these into its SDK's form.
+Fields a newer chatrepl wrote and this one does not know are kept in `extra` and written back,
+so an older chatrepl never silently drops them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Mode = Literal["chat", "complete"]
+Role = Literal["system", "user", "assistant", "tool"]
+MODES: tuple[Mode, ...] = ("chat", "complete")
+ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+
+
+def now() -> str:
+    """The current time as an ISO 8601 string in UTC."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_id() -> str:
+    """A short id, unique within any realistic session."""
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class ToolCall:
+    """An assistant's request to run a tool: `arguments` is JSON text, as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saved form."""
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ToolCall:
+        """Build from the saved form; raises ValueError when the shape is wrong."""
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(key), str) for key in ("id", "name")
+        ):
+            raise ValueError("a tool call needs an id and a name")
+        arguments = data.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            raise ValueError("a tool call's arguments must be JSON text")
+        return cls(data["id"], data["name"], arguments)
+
+
+@dataclass
+class Attachment:
+    """A file included in a user turn: its name and its text."""
+
+    name: str
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saved form."""
+        return {"name": self.name, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Attachment:
+        """Build from the saved form; raises ValueError when the shape is wrong."""
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(key), str) for key in ("name", "text")
+        ):
+            raise ValueError("an attachment needs a name and a text")
+        return cls(data["name"], data["text"])
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts for one request, as the server reported them (or as counted locally)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    def to_dict(self) -> dict[str, int]:
+        """The saved form."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Usage:
+        """Build from the saved form; raises ValueError when the shape is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("usage must be an object")
+        try:
+            counts = [int(data[key]) for key in ("prompt_tokens", "completion_tokens")]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError("usage needs prompt_tokens and completion_tokens") from error
+        total = data.get("total_tokens")
+        return cls(*counts, int(total) if isinstance(total, int) else sum(counts))
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling and length parameters; None means "the server's default" (not sent)."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    response_format: Literal["json_object"] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters that are set, JSON-ready."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.stop is not None:
+            data["stop"] = list(self.stop)
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GenerationParams:
+        """Build from the saved form (unknown keys ignored); raises ValueError on wrong types."""
+        if not isinstance(data, dict):
+            raise ValueError("parameters must be an object")
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        if isinstance(values.get("stop"), list):
+            values["stop"] = tuple(str(item) for item in values["stop"])
+        return cls(**values)
+
+    def merged(self, override: GenerationParams) -> GenerationParams:
+        """These parameters with every field `override` sets taken from it."""
+        data = self.to_dict() | override.to_dict()
+        return GenerationParams.from_dict(data)
+
+
+# Saved fields of a Message, in the order they are written; `extra` holds the rest.
+_SIMPLE_FIELDS = (
+    "id",
+    "role",
+    "content",
+    "mode",
+    "model",
+    "backend",
+    "time",
+    "finish_reason",
+    "interrupted",
+    "tool_call_id",
+    "name",
+    "summary_of",
+    "summarized_by",
+)
+
+
+@dataclass
+class Message:
+    """One message of a conversation, in any role.
+
+    - assistant messages may carry `tool_calls`; a `tool` message answers one by `tool_call_id`
+      and names the tool in `name`;
+    - a summary is a `system` message whose `summary_of` lists the ids it stands for; each of
+      those messages is marked `summarized_by` the summary's id and stays in the session;
+    - `params` are the generation parameters this turn was made with, `usage` what it cost.
+    """
+
+    role: Role
+    content: str
+    mode: Mode = "chat"
+    model: str | None = None
+    backend: str | None = None
+    time: str = field(default_factory=now)
+    id: str = field(default_factory=new_id)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    interrupted: bool = False
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    params: GenerationParams | None = None
+    summary_of: list[str] | None = None
+    summarized_by: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_summary(self) -> bool:
+        """Whether this message stands for earlier ones."""
+        return self.summary_of is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; unset optional fields are left out, unknown ones written back."""
+        data: dict[str, Any] = {}
+        for name in _SIMPLE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                data[name] = value
+        if self.usage is not None:
+            data["usage"] = self.usage.to_dict()
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.attachments:
+            data["attachments"] = [item.to_dict() for item in self.attachments]
+        if self.params is not None and self.params.to_dict():
+            data["params"] = self.params.to_dict()
+        return {**self.extra, **data}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Message:
+        """Build from the saved form; raises ValueError when the shape is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("a message must be an object")
+        if data.get("role") not in ROLES:
+            raise ValueError(f"unknown message role {data.get('role')!r}")
+        if not isinstance(data.get("content", ""), str):
+            raise ValueError("a message's content must be text")
+        if data.get("mode", "chat") not in MODES:
+            raise ValueError(f"unknown mode {data.get('mode')!r}")
+        return cls(**_typed_fields(data), extra=_unknown_fields(data))
+
+
+_KNOWN_KEYS = frozenset((*_SIMPLE_FIELDS, "usage", "tool_calls", "attachments", "params", "extra"))
+_OPTIONAL_TEXT = ("model", "backend", "finish_reason", "tool_call_id", "name", "summarized_by")
+
+
+def _typed_fields(data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {"role": data["role"], "content": data.get("content", "")}
+    values["mode"] = data.get("mode", "chat")
+    for key in _OPTIONAL_TEXT:
+        if data.get(key) is not None:
+            values[key] = _text(data[key], key)
+    for key in ("id", "time"):
+        if isinstance(data.get(key), str) and data[key]:
+            values[key] = data[key]
+    values["interrupted"] = data.get("interrupted") is True
+    if data.get("usage") is not None:
+        values["usage"] = Usage.from_dict(data["usage"])
+    values["tool_calls"] = [ToolCall.from_dict(item) for item in _list(data, "tool_calls")]
+    values["attachments"] = [Attachment.from_dict(item) for item in _list(data, "attachments")]
+    if data.get("params") is not None:
+        values["params"] = _params(data["params"])
+    if data.get("summary_of") is not None:
+        values["summary_of"] = [_text(item, "summary_of") for item in _list(data, "summary_of")]
+    return values
+
+
+def _params(data: Any) -> GenerationParams:
+    try:
+        return GenerationParams.from_dict(data)
+    except TypeError as error:
+        raise ValueError(f"bad parameters: {error}") from error
+
+
+def _unknown_fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key not in _KNOWN_KEYS}
+
+
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be text, not {type(value).__name__}")
+    return value
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key) or []
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list")
+    return value

@@ -1,0 +1,117 @@
+"""The session file format: version 2 written, versions 1 and 2 read.
+
+Version 2 adds message ids, tool calls and results, attachments, summaries, per-turn parameters
+and session parameters. A version 1 file is read as if it were version 2 (ids are given to its
+messages) and is rewritten only when the session changes. Fields this chatrepl does not know,
+at the top level or in a message, are kept and written back. A file of a higher version is
+refused: this chatrepl cannot know what it would lose by rewriting it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatrepl.conversation.conversation import Conversation
+from chatrepl.conversation.messages import MODES, GenerationParams, Message, now
+
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+FORMAT_NAME = "chatrepl-session"
+
+_SETTINGS = (
+    "name",
+    "created",
+    "updated",
+    "mode",
+    "chat_model",
+    "completion_model",
+    "system",
+    "suffix",
+    "backend",
+    "json_mode",
+)
+_KNOWN_KEYS = frozenset(("format", "version", *_SETTINGS, "params", "messages"))
+
+
+class NewerFormatError(ValueError):
+    """The file was written by a newer chatrepl, in a format this one does not know."""
+
+
+def to_document(conversation: Conversation) -> dict[str, Any]:
+    """The JSON-ready version 2 document of a conversation."""
+    document: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION}
+    document.update({key: getattr(conversation, key) for key in _SETTINGS})
+    params = conversation.params.to_dict()
+    if params:
+        document["params"] = params
+    document["messages"] = [message.to_dict() for message in conversation.messages]
+    return {**conversation.extra, **document}
+
+
+def from_document(data: Any) -> Conversation:
+    """A conversation from a version 1 or 2 document; raises ValueError when it is not one."""
+    if not isinstance(data, dict):
+        raise ValueError("not a chatrepl session (the file is not a JSON object)")
+    _check_version(data.get("version"))
+    if data.get("mode", "chat") not in MODES:
+        raise ValueError(f"unknown mode {data.get('mode')!r}")
+    messages = data.get("messages", [])
+    if not isinstance(messages, list):
+        raise ValueError("messages must be a list")
+    conversation = Conversation(**_settings(data))
+    conversation.messages = [_message(item, index) for index, item in enumerate(messages)]
+    conversation.extra = {key: value for key, value in data.items() if key not in _KNOWN_KEYS}
+    return conversation
+
+
+def dumps(conversation: Conversation) -> str:
+    """Readable and fast: settings indented, one message per line (5,000 messages in ~40 ms)."""
+    document = to_document(conversation)
+    messages = document.pop("messages")
+    head = json.dumps(document, ensure_ascii=False, indent=1).removesuffix("\n}")
+    lines = ",\n  ".join(json.dumps(message, ensure_ascii=False) for message in messages)
+    return f'{head},\n "messages": [\n  {lines}\n ]\n}}\n'
+
+
+def _check_version(version: Any) -> None:
+    if isinstance(version, int) and not isinstance(version, bool):
+        if version in READABLE_VERSIONS:
+            return
+        if version > FORMAT_VERSION:
+            raise NewerFormatError(
+                f"written by a newer chatrepl (session format {version}; this one reads up to "
+                f"{FORMAT_VERSION}): upgrade chatrepl to open it; the file is left untouched"
+            )
+    raise ValueError(f"not a chatrepl session (unknown format version {version!r})")
+
+
+def _settings(data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {"mode": data.get("mode", "chat")}
+    for key in ("name", "system", "suffix", "backend"):
+        values[key] = _optional_text(data, key)
+    for key in ("chat_model", "completion_model"):
+        values[key] = _optional_text(data, key) or ""
+    for key in ("created", "updated"):
+        values[key] = _optional_text(data, key) or now()
+    values["json_mode"] = data.get("json_mode") is True
+    if data.get("params") is not None:
+        try:
+            values["params"] = GenerationParams.from_dict(data["params"])
+        except TypeError as error:
+            raise ValueError(f"bad session parameters: {error}") from error
+    return values
+
+
+def _message(data: Any, index: int) -> Message:
+    try:
+        return Message.from_dict(data)
+    except ValueError as error:
+        raise ValueError(f"message {index + 1}: {error}") from error
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} must be text, not {type(value).__name__}")
+    return value

@@ -1,0 +1,1 @@
+"""The conversation engine: the history sent to the model and the turn transaction."""

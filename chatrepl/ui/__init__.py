@@ -1,0 +1,1 @@
+"""What the user sees: the streaming renderer, one-line messages, tables, terminal safety."""
