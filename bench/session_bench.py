@@ -124,5 +124,8 @@ def _memory_figure(probe: Probe, readings: list[int]) -> Figure:
         return Figure(SECTION, label, f"failed: {probe.error or 'no runs'}")
     # The warm-up round's reading is left out, as its time is.
     kept = readings[1:] or readings
-    value = f"RSS {median(kept) / 2**20:.0f} MiB; prompt after {seconds(median(probe.times))}"
+    prompt_after = median(probe.times)
+    value = f"RSS {median(kept) / 2**20:.0f} MiB; prompt after {seconds(prompt_after)}"
+    if probe.name == "resumed":
+        return Figure(SECTION, label, value, "prompt ≤ 250 ms", prompt_after <= 0.250)
     return Figure(SECTION, label, value)

@@ -113,7 +113,7 @@ def chatrepl_figures(results: Results) -> list[Figure]:
     figures = [
         _absolute(prompt, "REPL prompt on screen in a pty (median)", 0.35, results),
         _relative(
-            prompt, got.get("import prompt_toolkit"), "REPL prompt", "import prompt_toolkit", 1.5
+            prompt, got.get("import prompt_toolkit"), "REPL prompt", "import prompt_toolkit", 1.25
         ),
         _relative(version, got.get("import typer"), "`chatrepl --version`", "import typer", 1.3),
         _relative(
@@ -121,9 +121,12 @@ def chatrepl_figures(results: Results) -> list[Figure]:
             got.get("openai SDK script"),
             f'`chatrepl ask "{PROMPT}"`',
             "openai SDK script",
-            1.25,
+            1.10,
         ),
     ]
+    llm_ask = got.get(f"llm: {FIGURES[2]}")
+    if llm_ask is not None:
+        figures.append(_relative(ask, llm_ask, f'`chatrepl ask "{PROMPT}"`', "llm prompt", 1.0))
     return figures
 
 

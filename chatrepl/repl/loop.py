@@ -7,6 +7,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from chatrepl import __version__
+from chatrepl.conversation.messages import Message
 from chatrepl.engine.turn import Sink, Turn, TurnOutcome
 from chatrepl.errors import ErrorBoundary
 from chatrepl.repl import commands
@@ -27,21 +28,38 @@ class Repl:
         self.console = console
         self.reader = reader
         self.prefill = ""  # text put back in the input line after a failed turn
+        # A resumed session's last exchanges, shown once the first prompt is on screen.
+        self.pending_transcript: list[Message] = []
 
     def run(self) -> None:
         """Loop until /quit, quit, exit or Ctrl-D. Ctrl-C at the prompt only clears the line."""
         self.show_banner()
         while True:
             try:
-                text = self.reader.read(default=self.prefill, on_shown=self.state.backend.prepare)
+                text = self.reader.read(default=self.prefill, on_shown=self.prompt_shown)
             except KeyboardInterrupt:
                 self.prefill = ""
                 continue
             except EOFError:
                 break
+            finally:
+                self.show_pending_transcript()
             self.prefill = ""
             if not self.handle_line(text):
                 break
+
+    def prompt_shown(self) -> None:
+        """Once the prompt is on screen: start slow set-up, show what a resume left to show."""
+        self.state.backend.prepare()
+        if self.pending_transcript:
+            self.reader.print_above(self.show_pending_transcript)
+
+    def show_pending_transcript(self) -> None:
+        """A resumed session's last exchanges (Markdown costs ~0.1 s to import: it waits for the
+        prompt to be on screen first)."""
+        messages, self.pending_transcript = self.pending_transcript, []
+        if messages:
+            view.transcript(self.console, messages, self.state.settings.code_theme)
 
     def handle_line(self, text: str) -> bool:
         """Act on one input; False means leave. Errors are one line and the loop goes on."""
@@ -127,9 +145,4 @@ class Repl:
             f"model {conversation.model} · {conversation.mode} mode · "
             f"session {conversation.name or '(new)'} · /help for commands, Ctrl-D to leave",
         )
-        if conversation.messages:
-            view.transcript(
-                self.console,
-                conversation.messages[-commands.LAST_EXCHANGES :],
-                state.settings.code_theme,
-            )
+        self.pending_transcript = conversation.messages[-commands.LAST_EXCHANGES :]

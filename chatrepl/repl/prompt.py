@@ -133,6 +133,12 @@ class PromptReader:
             self._message, default=default, pre_run=lambda: self._after_first_render(on_shown)
         )
 
+    def print_above(self, action: Callable[[], None]) -> None:
+        """Run `action` (which prints) above the prompt on screen, then redraw the prompt."""
+        from prompt_toolkit.application import run_in_terminal
+
+        run_in_terminal(action)
+
     def _after_first_render(self, callback: Callable[[], None]) -> None:
         event = self.session.app.after_render
 
