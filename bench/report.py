@@ -11,7 +11,7 @@ HOW_TO_RUN = """\
 python bench/run.py                 # everything, about 5 minutes on 2 cores
 python bench/run.py --quick         # shorter: a 15 s streaming slice, no competitors (< 2 min)
 python bench/run.py --competitors   # first create bench/.venvs/{llm,sgpt} with pip, then run all
-python bench/run.py --only startup  # one section: render, startup or sessions (repeatable)
+python bench/run.py --only startup  # one section: render, startup, sessions or display (repeatable)
 ```
 Run it from the repository root with chatrepl installed (`pip install -e '.[test]'`: it needs
 `pexpect` and the tests' fake server, `tests/fakeserver.py`). It is not part of the test suite.
@@ -56,6 +56,54 @@ NOTES = """\
   ..., stream=True)` iterated and printed.
 - **Sessions**: `SessionStore.save` includes its fsync and atomic rename. Memory is VmRSS from
   `/proc/<pid>/status`, read 1 s after the prompt appears (so background imports are counted).
+- **Long messages**: sessions holding a question and one generated Markdown reply (the render
+  corpus repeated) of 1, 4 and 50 MB, ending in a marker line. Piped, `chatrepl sessions show`
+  must print that marker (the whole message); in a pseudo-terminal (100×40) it must print the
+  note that replaces the rest of a message longer than 262,144 characters. Each time runs from
+  starting the program until it exits (`sessions show`) or has shown that note above its prompt
+  (`--resume`), or from pressing Enter after `/history` until the prompt is back; medians of
+  interleaved rounds. Reading the 50 MB session file is included. `sessions show`
+  rows also give the program's CPU time (user + system), which a busy machine does not inflate
+  as it does wall time. Before messages over 65,536 characters were written as plain text, the
+  same command took 0.66 s for 1 MB, 8.4 s for 4 MB and more than two minutes for 50 MB.
+- **Crash safety** (`bench/crash_harness.py`, also runnable alone): each trial reopens one
+  session in the REPL in a pseudo-terminal (`chatrepl --resume crash`), finishes 0 to 2 turns,
+  sends one more and kills the process with SIGKILL at a random moment: a quarter of the kills
+  within 1 s of the Enter (before the reply shows or just as it does), the rest while the reply
+  streams or just after (up to 1.5× the measured streaming time after its first words). Replies
+  stream from the fake server in about 60 chunks, 10 ms apart. After each kill the session file
+  must parse, match `sessions/session.schema.json`, and hold every turn finished in any trial so
+  far, question and whole reply, in order; no temp file may be left (one left by a kill mid-write
+  is counted, and must be gone once the next chatrepl has opened the session), and the next
+  trial must reopen the session (the dead process's lock is gone with it).
+- **Embedded model** (`bench/embedded_bench.py`, also runnable alone): the bundled SmolLM2
+  (Q4_1) on one thread, `n_ctx` 2048, one fixed story prompt, greedy (`temperature` 0),
+  128 tokens. llama-cpp-python alone is `Llama.create_chat_completion(stream=True)` with every
+  chunk read, the model loaded as chatrepl loads it (the AMX guard's safe configuration, which
+  on a build without AMX is the default one); chatrepl is one turn through the engine
+  (`TurnRunner.take`) and the Markdown renderer into a 100×40 terminal sink, in-process and
+  through the worker process. Tokens per second are over the whole request (prompt evaluation
+  included), medians of interleaved rounds after a warm-up round; each share is the median of
+  the per-round ratios. The cold first token runs in a new process per sample: build the
+  backend, `prepare()`, ask at once, until the first text (llama_cpp's import and the model's
+  load included; for the worker, also the interpreter it starts).
+- **Token counting** (`bench/tokens_bench.py`, also runnable alone): the 5,000-message session
+  of the sessions section (1.58 MB of text), counted by a counter with an empty cache (the
+  encoding already loaded: its one-off load is its own row, timed in fresh processes), then
+  five later turns per round, each adding a question and a reply and counting the whole
+  request again; medians of the rounds. The paste is 100 KB of generated Markdown prose. The
+  floor row is tiktoken's `encode_ordinary` alone on the same texts, which a first count
+  cannot beat; the CPU figures show how much of a wall time was waiting for a busy machine.
+- **Session search** (`bench/search_bench.py`, also runnable alone): 1,000 sessions of 50
+  messages (questions of two sentences, replies of a paragraph, a quarter with code: 15.5 MB of
+  text), each with a topic word (`kafka7`, `oauth12`…, 200 of them) added to three of its
+  messages; the corpus's own words are in most messages (`stream` in 15,018 of the 50,000). The
+  build is the first search after the index files were removed: every file read and indexed.
+  Each search is `SessionStore.search` as `/search` runs it: every file's stamp checked (1,000
+  `stat` calls), the query, the 20 best sessions and their matching lines; medians of 20
+  searches. The update per turn is `SearchIndex.saved` after a question and a reply were added
+  to a 50-message session (its file written first, by a store without the index); medians of
+  100 turns. The `store.save()` row shows what the update adds to a whole save.
 - **Competitors**: llm ignores `OPENAI_BASE_URL`, so the local server is declared as model
   `bench` in `extra-openai-models.yaml` under a temporary `LLM_USER_PATH` (llm logs each answer
   to a SQLite database there, as it does by default); its REPL is `llm chat -m bench`. shell_gpt

@@ -1,6 +1,8 @@
 """Run chatrepl's benchmark suite: print the results and write them to docs/benchmarks.md.
 
-python bench/run.py [--quick] [--competitors] [--only render|startup|sessions] [--output FILE]
+python bench/run.py [--quick] [--competitors]
+                    [--only render|startup|sessions|display|tools|crash|embedded|tokens|search]
+                    [--output FILE]
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the tests' fa
 from common import REPO, Figure, log, machine, package_versions
 from report import document, figures_table, sections, summary, table
 
-SECTIONS = ("render", "startup", "sessions")
+SECTIONS = (
+    "render",
+    "startup",
+    "sessions",
+    "display",
+    "tools",
+    "crash",
+    "embedded",
+    "tokens",
+    "search",
+)
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +85,48 @@ def run_sessions(quick: bool) -> list[Figure]:
     return session_bench.measure(runs=5 if quick else 9, rounds=3 if quick else 5)
 
 
+def run_display(quick: bool) -> list[Figure]:
+    """The long-messages section."""
+    import display_bench
+
+    return display_bench.measure(rounds=1 if quick else 3)
+
+
+def run_tools(quick: bool) -> list[Figure]:
+    """The tool-calling section."""
+    import tools_bench
+
+    return tools_bench.measure(rounds=10 if quick else 40)
+
+
+def run_embedded(quick: bool) -> list[Figure]:
+    """The embedded-model section: tokens/s to a terminal, worker process, first token."""
+    import embedded_bench
+
+    return embedded_bench.measure(rounds=3 if quick else 7)
+
+
+def run_crash(quick: bool) -> list[Figure]:
+    """The crash-safety section: SIGKILL at random points of streamed replies."""
+    import crash_harness
+
+    return crash_harness.measure(trials=30 if quick else 100)
+
+
+def run_tokens(quick: bool) -> list[Figure]:
+    """The token-counting section: a 5,000-message session, later turns, a 100 KB paste."""
+    import tokens_bench
+
+    return tokens_bench.measure(rounds=3 if quick else 9)
+
+
+def run_search(quick: bool) -> list[Figure]:
+    """The session-search section: 1,000 sessions indexed, searched, and a turn's update."""
+    import search_bench
+
+    return search_bench.measure(rounds=3 if quick else 5)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, print the tables and write the report."""
     args = arguments(argv)
@@ -87,6 +141,18 @@ def main(argv: list[str] | None = None) -> int:
         figures += startup
     if "sessions" in chosen:
         figures += run_sessions(args.quick)
+    if "display" in chosen:
+        figures += run_display(args.quick)
+    if "tools" in chosen:
+        figures += run_tools(args.quick)
+    if "crash" in chosen:
+        figures += run_crash(args.quick)
+    if "embedded" in chosen:
+        figures += run_embedded(args.quick)
+    if "tokens" in chosen:
+        figures += run_tokens(args.quick)
+    if "search" in chosen:
+        figures += run_search(args.quick)
     log(f"done in {time.perf_counter() - started:.0f} s")
     show(figures, competitors)
     write(args, figures, competitors)

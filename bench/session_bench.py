@@ -13,7 +13,8 @@ from corpus import code_block, paragraph, sentence
 from procs import Probe, ProbeError, interleave, repl, rss
 from tools import chatrepl
 
-from chatrepl.conversation.conversation import Conversation, Message
+from chatrepl.conversation.conversation import Conversation
+from chatrepl.conversation.messages import Message, Usage
 from chatrepl.conversation.store import SessionStore
 
 SECTION = "Sessions"
@@ -46,7 +47,7 @@ def _answer(rng: random.Random) -> Message:
     if rng.random() < 0.25:
         text += "\n\n" + code_block(rng)
     words = len(text.split())
-    usage = {"prompt_tokens": 900, "completion_tokens": words, "total_tokens": 900 + words}
+    usage = Usage(900, words, 900 + words)
     return Message("assistant", text, model="gpt-4o-mini", finish_reason="stop", usage=usage)
 
 

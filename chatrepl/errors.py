@@ -6,9 +6,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
+# Values never shown in a message (the API keys in use): a server may echo a key in its error.
+_HIDDEN: set[str] = set()
+_SHORTEST_HIDDEN = 8  # shorter values (placeholders such as "none") would garble messages
+_SHOWN_ENDS = 24  # keys at least this long keep their first 3 and last 4 characters when masked
+
+
+def hide(secret: str | None) -> None:
+    """Mask this value (an API key) wherever it would appear in an error message."""
+    if secret and len(secret) >= _SHORTEST_HIDDEN:
+        _HIDDEN.add(secret)
+
+
+def masked(text: str) -> str:
+    """text with every hidden value masked: sk-…WXYZ, or [hidden] for a short one."""
+    for secret in _HIDDEN:
+        if secret in text:
+            shown = f"{secret[:3]}…{secret[-4:]}" if len(secret) >= _SHOWN_ENDS else "[hidden]"
+            text = text.replace(secret, shown)
+    return text
+
 
 class ChatReplError(Exception):
-    """Base of every error chatrepl reports to the user as one line."""
+    """Base of every error chatrepl reports to the user as one line (hidden values masked)."""
+
+    def __str__(self) -> str:
+        return masked(super().__str__())
 
 
 class ConfigError(ChatReplError):
@@ -29,7 +52,7 @@ class CommandError(ChatReplError):
 
 def describe_unexpected(failure: BaseException) -> str:
     """One line for an exception that is a bug rather than a user's mistake."""
-    return f"unexpected {type(failure).__name__}: {failure} (--debug shows the traceback)"
+    return masked(f"unexpected {type(failure).__name__}: {failure} (--debug shows the traceback)")
 
 
 class ErrorBoundary:

@@ -8,6 +8,7 @@ import json
 import math
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -19,6 +20,24 @@ from urllib.parse import parse_qsl, urlsplit
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-3.5-turbo-instruct", "test-model")
 CREATED = 1_700_000_000
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+HUGE_SIZE = 10_000_000  # characters in a "huge" reply
+HUGE_CHUNK = 65_536  # characters per event of a "huge" stream
+HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n"
+    "<body><h1>Welcome to nginx!</h1><p>It works.</p></body></html>\n"
+)
+BROKEN_JSON = '{"id": "chatcmpl-broken", "object": "chat.completion.chunk", "choices": [{'
+# Misbehaviours ``FakeOpenAI.inject`` can make the next generation request meet.
+FAULT_KINDS = {
+    "hang": "accept the request and never send the headers",
+    "stall": "stream `after` events, then send nothing more (the connection stays open)",
+    "bad_json": "stream `after` events, then one whose data is not JSON",
+    "html": "answer 200 with an HTML page",
+    "error_event": "stream `after` events, then an `event: error` carrying an OpenAI error",
+    "huge": "a reply of `size` characters (10 MB by default), streamed in 64 KB events",
+    "reset": "stream `after` events, then reset the connection (TCP RST)",
+    "no_choices": "a response (or every chunk) without `choices`",
+}
 
 
 @dataclass
@@ -34,10 +53,15 @@ class Recorded:
 
 @dataclass
 class Reply:
-    """The text of one reply and the finish reason it ends with."""
+    """The text of one reply, the tool calls it makes, and the finish reason it ends with.
+
+    A tool call is ``{"id": ..., "name": ..., "arguments": "<JSON text>"}``; streamed, each
+    call's arguments arrive in pieces, the calls' pieces interleaved (as parallel calls do).
+    """
 
     text: str
     finish_reason: str = "stop"
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -53,6 +77,9 @@ class Fault:
     code: str | None = None
     retry_after: float | None = None
     drop_after: int | None = None
+    kind: str | None = None  # one of FAULT_KINDS
+    after: int = 1  # events sent before a stream fault strikes
+    size: int = HUGE_SIZE
 
     def matches(self, method: str, path: str) -> bool:
         """Return whether this fault applies to a request (default: generation POSTs only)."""
@@ -110,10 +137,22 @@ def _prompt_text(body: dict[str, Any]) -> str:
 def default_reply(kind: str, body: dict[str, Any]) -> str:
     """Return the deterministic default reply: chat echoes, completion continues the prompt."""
     if kind == "chat":
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        messages = body.get("messages") or [{}]
+        if messages[-1].get("role") == "tool":  # after a tool ran: say what it returned
+            return "Tool said: " + _text_of(messages[-1].get("content"))
+        users = [m for m in messages if m.get("role") == "user"]
         return "Echo: " + (_text_of(users[-1].get("content")) if users else "")
     words = str(body.get("prompt") or "").split()
     return " and then " + (words[-1] if words else "nothing")
+
+
+def within_max_tokens(reply: Reply, body: dict[str, Any]) -> Reply:
+    """A default reply longer than ``max_tokens`` words is cut there, as a model would stop."""
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    words = reply.text.split(" ")
+    if not isinstance(limit, int) or len(words) <= limit:
+        return reply
+    return Reply(" ".join(words[:limit]), "length")
 
 
 def usage(body: dict[str, Any], text: str) -> dict[str, int]:
@@ -154,6 +193,26 @@ def _choice(kind: str, piece: str | None, finish: str | None, first: bool) -> di
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
 
 
+def _tool_call_choices(calls: list[dict[str, str]], chunk_size: int) -> list[dict[str, Any]]:
+    """Streamed tool-call deltas: each call's head, then argument pieces, calls interleaved."""
+    heads = [
+        {"index": i, "id": c["id"], "type": "function",
+         "function": {"name": c["name"], "arguments": ""}}
+        for i, c in enumerate(calls)
+    ]  # fmt: skip
+    pieces = [split_text(c["arguments"], chunk_size) for c in calls]
+    deltas = [heads] if heads else []
+    for step in range(max((len(p) for p in pieces), default=0)):
+        deltas.append([
+            {"index": i, "function": {"arguments": p[step]}}
+            for i, p in enumerate(pieces) if step < len(p)
+        ])  # fmt: skip
+    return [
+        {"index": 0, "delta": {"tool_calls": d}, "logprobs": None, "finish_reason": None}
+        for d in deltas
+    ]
+
+
 def stream_events(
     kind: str, body: dict[str, Any], reply: Reply, ident: str, *, chunk_size: int, with_usage: bool
 ) -> list[dict[str, Any]]:
@@ -163,6 +222,8 @@ def stream_events(
     choices = [_choice(kind, p, None, False) for p in pieces]
     if kind == "chat":
         choices.insert(0, _choice(kind, None, None, True))
+    if kind == "chat":
+        choices += _tool_call_choices(reply.tool_calls, chunk_size)
     choices.append(_choice(kind, None, reply.finish_reason, False))
     extra = {"usage": None} if with_usage else {}
     events = [{**head, "choices": [c], **extra} for c in choices]
@@ -179,6 +240,12 @@ def full_response(
     if kind == "chat":
         head["object"] = "chat.completion"
         message = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in reply.tool_calls
+            ]  # fmt: skip
         choice = {"index": 0, "message": message, "logprobs": None}
     else:
         choice = {"text": reply.text, "index": 0, "logprobs": None}
@@ -235,10 +302,42 @@ def error_body(fault: Fault, model: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": etype, "param": None, "code": fault.code or code}}
 
 
-def sse(payload: dict[str, Any] | str) -> bytes:
-    """Encode one server-sent event ``data:`` line."""
+def sse(payload: dict[str, Any] | str | bytes) -> bytes:
+    """Encode one server-sent event ``data:`` line (bytes are sent as they are)."""
+    if isinstance(payload, bytes):
+        return payload
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
+
+
+def error_event(message: str = "The server had an error while processing your request.") -> bytes:
+    """An SSE ``event: error`` carrying an OpenAI error object, as some servers send mid-stream."""
+    error = {"message": message, "type": "server_error", "param": None, "code": None}
+    return b"event: error\n" + sse({"error": error})
+
+
+Event = dict[str, Any] | str | bytes
+
+
+def faulty_events(events: list[Event], fault: Fault | None) -> list[Event]:
+    """The stream's events as ``fault`` changes them (stall and reset act while sending)."""
+    if fault is None or fault.kind is None:
+        return events
+    if fault.kind == "no_choices":
+        return [
+            {k: v for k, v in e.items() if k != "choices"} if isinstance(e, dict) else e
+            for e in events
+        ]
+    if fault.kind == "bad_json":
+        return [*events[: fault.after], BROKEN_JSON, *events[fault.after :]]
+    if fault.kind == "error_event":
+        return [*events[: fault.after], error_event()]
+    return events
+
+
+def without_choices(response: dict[str, Any]) -> dict[str, Any]:
+    """A whole response with its ``choices`` taken out."""
+    return {k: v for k, v in response.items() if k != "choices"}
 
 
 # ---------------------------------------------------------------- HTTP plumbing
@@ -294,9 +393,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         fake.record(rec)
         fault = fake.take_fault(rec.method, rec.path)
-        if fault is not None and fault.drop_after is None:
+        if fault is not None and fault.kind in ("hang", "html"):
+            return self._hang() if fault.kind == "hang" else self._send_html()
+        if fault is not None and fault.kind is None and fault.drop_after is None:
             return self._send_fault(fault, body)
-        if fault is not None and not _is_stream(rec):
+        if fault is not None and fault.drop_after is not None and not _is_stream(rec):
             self.close_connection = True  # dropped before any response
             return None
         if (
@@ -330,15 +431,33 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer a chat or completion request, streamed or not."""
         fake = self.server.fake
         reply = fake.next_reply(kind, body)
+        chunk_size = fake.chunk_size
+        if fault is not None and fault.kind == "huge":
+            reply, chunk_size = Reply("x" * fault.size, "stop"), HUGE_CHUNK
         ident = fake.new_id("chatcmpl" if kind == "chat" else "cmpl")
         if not body.get("stream"):
-            return self._send_json(200, full_response(kind, body, reply, ident, not fake.no_usage))
+            response = full_response(kind, body, reply, ident, not fake.no_usage)
+            return self._send_whole(response, fault)
         opts = body.get("stream_options") or {}
         with_usage = bool(opts.get("include_usage")) and not fake.no_usage
         events = stream_events(
-            kind, body, reply, ident, chunk_size=fake.chunk_size, with_usage=with_usage
+            kind, body, reply, ident, chunk_size=chunk_size, with_usage=with_usage
         )
-        self._stream([*events, "[DONE]"], fault.drop_after if fault else None)
+        self._stream(faulty_events([*events, "[DONE]"], fault), fault)
+
+    def _send_whole(self, response: dict[str, Any], fault: Fault | None) -> None:
+        """Send a whole (non-streamed) response, as ``fault`` spoils it."""
+        kind = fault.kind if fault is not None else None
+        if kind == "reset":
+            return self._reset()
+        if kind == "stall":
+            self._send_head(200, "application/json", {"Content-Length": "1000"})
+            return self._hang()
+        if kind == "bad_json":
+            return self._send_bytes(200, "application/json", BROKEN_JSON.encode())
+        if kind == "error_event":
+            return self._send_json(200, {"error": error_body(Fault(None, status=500), "")["error"]})
+        self._send_json(200, without_choices(response) if kind == "no_choices" else response)
 
     def _send_fault(self, fault: Fault, body: dict[str, Any] | None) -> None:
         """Send an HTTP error response for ``fault``."""
@@ -354,35 +473,64 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         """Send a complete JSON response with a Content-Length."""
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
+        self._send_bytes(status, "application/json", json.dumps(payload).encode(), headers)
+
+    def _send_html(self) -> None:
+        """Answer 200 with a web page, as a misconfigured URL or a captive portal does."""
+        self._send_bytes(200, "text/html; charset=utf-8", HTML_PAGE.encode())
+
+    def _send_bytes(
+        self, status: int, content_type: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Send a complete response with a Content-Length."""
+        self._send_head(status, content_type, {"Content-Length": str(len(data)), **(headers or {})})
         self.wfile.write(data)
 
-    def _stream(self, events: list[dict[str, Any] | str], drop_after: int | None) -> None:
-        """Send SSE events with chunked encoding, honouring delay, drops and client closes."""
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
+    def _send_head(self, status: int, content_type: str, headers: dict[str, str]) -> None:
+        """Send the status line and headers."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
+
+    def _hang(self) -> None:
+        """Send nothing more until the client hangs up or the server stops."""
+        while self._pause(0.1):
+            pass
+        self.close_connection = True
+
+    def _reset(self) -> None:
+        """Abort the connection: the client gets a TCP RST (ECONNRESET), not a clean close."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def _stream(self, events: list[Event], fault: Fault | None) -> None:
+        """Send SSE events with chunked encoding, honouring delay, faults and client closes."""
+        self._send_head(
+            200,
+            "text/event-stream; charset=utf-8",
+            {"Cache-Control": "no-cache", "Transfer-Encoding": "chunked"},
+        )
         try:
-            self._send_events(events, drop_after)
+            self._send_events(events, fault)
         except _DISCONNECTS:
             if not self.server.stopping.is_set():
                 self.server.fake.note_cancelled()
             self.close_connection = True
 
-    def _send_events(self, events: list[dict[str, Any] | str], drop_after: int | None) -> None:
-        """Write the events as chunks; stop early on a drop, a client close or ``stop()``."""
+    def _send_events(self, events: list[Event], fault: Fault | None) -> None:
+        """Write the events as chunks; stop early on a fault, a client close or ``stop()``."""
+        drop_after = fault.drop_after if fault is not None else None
+        strike = fault.after if fault is not None and fault.kind in ("stall", "reset") else None
         for index, event in enumerate(events):
             if drop_after is not None and index >= drop_after:
                 self.close_connection = True  # no terminating chunk: an abrupt close
                 return
+            if index == strike:
+                assert fault is not None
+                return self._hang() if fault.kind == "stall" else self._reset()
             if index and not self._pause(self.server.fake.delay):
                 self.close_connection = True
                 return
@@ -497,7 +645,12 @@ class FakeOpenAI:
         mimic OpenAI for 400 (context_length_exceeded), 401, 403, 404 (model_not_found),
         429, 500 and 503;
       * ``server.drop_after(n_chunks)`` — stream n SSE events then close the connection
-        without ``[DONE]`` or the final chunk (a non-streamed request gets no response).
+        without ``[DONE]`` or the final chunk (a non-streamed request gets no response);
+      * ``server.inject(kind, after=1, size=10_000_000)`` — one of ``FAULT_KINDS``: "hang"
+        (no headers, ever), "stall" (silence after ``after`` events), "bad_json", "html" (a 200
+        web page), "error_event", "huge" (a ``size``-character reply), "reset" (TCP RST after
+        ``after`` events), "no_choices". A hung or stalled handler waits until the client
+        hangs up or ``stop()``.
 
     Recording: ``server.requests`` (list of ``Recorded``), ``server.last(suffix)``,
     ``server.bodies(suffix)``. Suffixes match path ends by endpoint: ``"/completions"`` means
@@ -513,6 +666,8 @@ class FakeOpenAI:
         self.reply: str | None = None
         self.delay = 0.0
         self.no_usage = False
+        # Fields a server adds to a model in /models (vLLM's max_model_len, llama.cpp's meta).
+        self.model_extras: dict[str, dict[str, Any]] = {}
         self.api_key: str | None = None
         self.requests: list[Recorded] = []
         self.errors: list[BaseException] = []
@@ -577,6 +732,16 @@ class FakeOpenAI:
         with self._lock:
             self._replies.append(Reply(text, finish_reason))
 
+    def queue_tool_calls(self, *calls: tuple[str, dict[str, Any]], text: str = "") -> None:
+        """The next reply asks for tools: each call is (name, arguments); ids are call_1, ..."""
+        with self._lock:
+            first = sum(len(r.tool_calls) for r in self._replies) + len(self.requests) + 1
+            made = [
+                {"id": f"call_{first + i}", "name": name, "arguments": json.dumps(arguments)}
+                for i, (name, arguments) in enumerate(calls)
+            ]
+            self._replies.append(Reply(text, "tool_calls", made))
+
     def fail(
         self,
         status: int,
@@ -601,6 +766,20 @@ class FakeOpenAI:
     ) -> None:
         """Stream ``n_chunks`` SSE events of the next matching reply, then hang up."""
         self._add_fault(Fault(path, persistent, drop_after=n_chunks))
+
+    def inject(
+        self,
+        kind: str,
+        *,
+        after: int = 1,
+        size: int = HUGE_SIZE,
+        path: str | None = None,
+        persistent: bool = False,
+    ) -> None:
+        """Misbehave on the next matching request in one of the ways of ``FAULT_KINDS``."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        self._add_fault(Fault(path, persistent, kind=kind, after=after, size=size))
 
     def clear_faults(self) -> None:
         """Forget every pending or persistent fault."""
@@ -647,7 +826,8 @@ class FakeOpenAI:
         with self._lock:
             if self._replies:
                 return self._replies.pop(0)
-        return Reply(self.reply if self.reply is not None else default_reply(kind, body))
+        reply = Reply(self.reply if self.reply is not None else default_reply(kind, body))
+        return within_max_tokens(reply, body)
 
     def new_id(self, prefix: str) -> str:
         """Return a fresh response id such as ``chatcmpl-fake-3``."""
@@ -661,7 +841,10 @@ class FakeOpenAI:
 
     def models_payload(self) -> dict[str, Any]:
         """Return the ``GET /v1/models`` list object."""
-        return {"object": "list", "data": [_model(m) for m in self.models]}
+        return {
+            "object": "list",
+            "data": [{**_model(m), **self.model_extras.get(m, {})} for m in self.models],
+        }
 
     def model_payload(self, model_id: str) -> dict[str, Any] | None:
         """Return one model object, or None if it is not in ``models``."""

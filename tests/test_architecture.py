@@ -9,10 +9,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "chatrepl"
 
 # Lowest first: a module may import from its own layer or the layers before it.
 LAYERS = (
-    ("chatrepl", "chatrepl.errors", "chatrepl.config"),
+    ("chatrepl", "chatrepl.errors", "chatrepl.config", "chatrepl.parameters", "chatrepl.files"),
     ("chatrepl.conversation",),
     ("chatrepl.backends",),
-    ("chatrepl.engine",),
+    ("chatrepl.engine", "chatrepl.tools", "chatrepl.context"),
     ("chatrepl.ui",),
     ("chatrepl.repl",),
     ("chatrepl.cli", "chatrepl.__main__"),

@@ -133,3 +133,24 @@ def test_no_key_and_no_url_is_one_line(chatrepl_env, monkeypatch) -> None:
     assert result.exit_code == 1
     assert "OPENAI_API_KEY" in result.stderr and "OPENAI_BASE_URL" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_generation_parameters_are_options_and_are_validated(chatrepl_env) -> None:
+    result = ask("--temperature", "0.2", "--seed", "7", "--stop", "END", "hi")
+    assert result.exit_code == 0, result.output
+    body = chatrepl_env.server.last("/chat/completions").body
+    assert (body["temperature"], body["seed"], body["stop"]) == (0.2, 7, ["END"])
+    for args, message in (
+        (["--temperature", "5"], "temperature must be from 0 to 2, not 5"),
+        (["--max-tokens", "-5"], "max_tokens must be at least 1"),
+    ):
+        bad = ask(*args, "hi")
+        assert bad.exit_code == 1 and message in bad.stderr, bad.stderr
+    assert len(chatrepl_env.server.bodies("/chat/completions")) == 1  # nothing bad was sent
+
+
+def test_a_suffix_in_chat_mode_is_refused(chatrepl_env) -> None:
+    result = ask("--suffix", "END", "hi")
+    assert result.exit_code == 1
+    assert "--suffix is for completion mode" in result.stderr
+    assert chatrepl_env.server.bodies("/chat/completions") == []

@@ -50,7 +50,7 @@ def test_environment_variables(tmp_path: Path) -> None:
     [
         ("model = ", "cannot read config file"),
         ("colour = 1", "unknown setting 'colour'"),
-        ('max_tokens = "lots"', "must be a number"),
+        ('max_tokens = "lots"', "must be a whole number"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
@@ -77,3 +77,18 @@ def test_an_unknown_backend_is_one_clear_error(tmp_path: Path) -> None:
     settings = config.load_settings(None, {}, write(tmp_path / "config.toml", 'backend = "gemini"'))
     with pytest.raises(ConfigError, match="unknown backend 'gemini': use one of openai, local"):
         build_backend(settings)
+
+
+def test_choices_and_the_code_theme_are_checked(tmp_path: Path) -> None:
+    for text, message in (
+        ('editing_mode = "vim"', "editing_mode must be emacs or vi"),
+        ('code_theme = "monokia"', "unknown code_theme 'monokia'"),
+        ('context = "forget"', "context must be summarize or trim or off"),
+        ("temperature = 3", "temperature must be from 0 to 2"),
+        ("chat_max_tokens = 0", "chat_max_tokens must be at least 1"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            config.load_settings(None, {}, write(tmp_path / "config.toml", text))
+    good = write(tmp_path / "config.toml", 'code_theme = "github-dark"\nstop = ["END"]')
+    settings = config.load_settings(None, {}, good)
+    assert settings.code_theme == "github-dark" and settings.stop == ("END",)

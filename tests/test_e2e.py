@@ -39,7 +39,7 @@ def test_chat_switch_save_exit_then_resume(chatrepl_env) -> None:
     type_line(child, "/complete")
     child.expect(PROMPT["complete"])
     type_line(child, "/save e2e")
-    child.expect("saved as e2e")
+    child.expect("saved a copy as e2e")
     type_line(child, "/quit")
     child.expect(pexpect.EOF)
     child.close()
@@ -89,3 +89,22 @@ def test_no_key_and_no_url_prints_one_line_and_exits_1(chatrepl_env) -> None:
     assert child.exitstatus == 1
     lines = [line for line in child.before.splitlines() if line.strip()]
     assert len(lines) == 1 and "OPENAI_API_KEY" in lines[0] and "OPENAI_BASE_URL" in lines[0]
+
+
+def test_ctrl_x_ctrl_e_edits_the_input_in_the_editor(chatrepl_env, tmp_path) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nprintf 'written in the editor' > \"$1\"\n")
+    editor.chmod(0o755)
+    child = spawn({**chatrepl_env.env, "VISUAL": str(editor)})
+    child.expect(PROMPT["chat"])
+    child.send("draft")
+    child.sendcontrol("x")
+    child.sendcontrol("e")
+    child.expect("written in the editor")
+    child.send("\r")
+    child.expect("Echo: written in the editor")
+    child.expect(PROMPT["chat"])
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    sent = chatrepl_env.server.last("/chat/completions").body["messages"][-1]["content"]
+    assert sent == "written in the editor"

@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from rich.markdown import Markdown
 
+from chatrepl.ui.markdown_links import show_link_targets
 from chatrepl.ui.stream_render import MarkdownStreamRenderer, PlainRenderer, make_renderer
 
 CORPUS = Path(__file__).parent / "render_corpus"
@@ -92,10 +93,17 @@ def terminal_console() -> Console:
     )
 
 
+def reference(doc: str, code_theme: str = "monokai") -> Markdown:
+    """rich's one-shot Markdown, with link targets shown as chatrepl shows them."""
+    rendered = Markdown(doc, code_theme=code_theme)
+    show_link_targets(rendered.parsed)
+    return rendered
+
+
 def one_shot(doc: str) -> list[str]:
     """What printing the whole reply at once leaves in the terminal."""
     console = terminal_console()
-    console.print(Markdown(doc))
+    console.print(reference(doc))
     return Terminal(HEIGHT).write(console.file.getvalue()).scrollback()
 
 
@@ -277,7 +285,7 @@ def test_code_theme_is_used() -> None:
     with MarkdownStreamRenderer(console, code_theme="solarized-light") as renderer:
         renderer.feed(doc)
     expected = terminal_console()
-    expected.print(Markdown(doc, code_theme="solarized-light"))
+    expected.print(reference(doc, code_theme="solarized-light"))
     actual = Terminal(HEIGHT).write(console.file.getvalue()).scrollback()
     assert actual == Terminal(HEIGHT).write(expected.file.getvalue()).scrollback()
     assert actual != one_shot(doc)
@@ -299,16 +307,26 @@ class RecordingFile(io.StringIO):
 
 
 @pytest.mark.parametrize("force_terminal", [False, True])
-def test_plain_renderer_writes_text_as_is_and_flushes_each_chunk(force_terminal: bool) -> None:
+def test_raw_plain_renderer_writes_text_as_is_and_flushes_each_chunk(force_terminal: bool) -> None:
     file = RecordingFile()
     console = Console(file=file, force_terminal=force_terminal, width=WIDTH)
     pieces = ["# Not **rendered** ", "[bold]markup[/bold] ", "\x00", "ünï 🎉\r\n", "end"]
-    with PlainRenderer(console) as renderer:
+    with PlainRenderer(console, raw=True) as renderer:
         for piece in pieces:
             renderer.feed(piece)
             assert file.events[-2:] == [("write", piece), ("flush", "")]
     assert file.getvalue() == "".join(pieces) + "\n"
     assert "\x1b" not in file.getvalue()
+
+
+def test_plain_renderer_shows_control_characters_and_flushes_each_chunk() -> None:
+    file = RecordingFile()
+    pieces = ["[bold]markup[/bold] ", "\x00", "ünï 🎉\r", "\nend\x1b", "[2J"]
+    with PlainRenderer(Console(file=file, force_terminal=True, width=WIDTH)) as renderer:
+        for piece in pieces:
+            renderer.feed(piece)
+            assert file.events[-1] == ("flush", "")
+    assert file.getvalue() == "[bold]markup[/bold] \\x00ünï 🎉\nend\\x1b[2J\n"
 
 
 @pytest.mark.parametrize("text", ["", "ends with a newline\n"])
@@ -334,3 +352,32 @@ def test_live_view_highlights_only_builtin_languages() -> None:
 
     assert _builtin_language("python") and _builtin_language("") and _builtin_language("sh x")
     assert not _builtin_language("pyt")  # half-typed: would make Pygments scan plug-ins
+
+
+def test_plain_text_in_a_terminal_breaks_lines_between_words() -> None:
+    text = "The quick brown fox jumps over the lazy dog and keeps running far away"
+    out = io.StringIO()
+    console = Console(file=out, width=30, force_terminal=True, color_system=None)
+    with PlainRenderer(console) as renderer:
+        for start in range(0, len(text), 7):  # words arrive cut in pieces
+            renderer.feed(text[start : start + 7])
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 30 for line in lines)
+    assert " ".join(line.strip() for line in lines) == text  # no word cut, none lost
+    piped = io.StringIO()
+    with PlainRenderer(Console(file=piped, width=30)) as renderer:
+        renderer.feed(text)
+    assert piped.getvalue() == text + "\n"  # data for another program: unchanged
+
+
+def test_markdown_tables_wrap_cells_instead_of_cutting_words() -> None:
+    doc = (
+        "| name | description |\n|---|---|\n"
+        "| alpha | a fairly long description of the first item in the table |\n"
+    )
+    out = io.StringIO()
+    console = Console(file=out, width=40, force_terminal=True, color_system=None)
+    with MarkdownStreamRenderer(console) as renderer:
+        renderer.feed(doc)
+    words = set(out.getvalue().split())
+    assert {"fairly", "description", "first", "table"} <= words

@@ -81,8 +81,8 @@ def test_every_turn_autosaves(chatrepl_env) -> None:
     assert len(json.loads(files[0].read_text())["messages"]) == 2
 
 
-def test_save_renames_an_autosaved_session(chatrepl_env) -> None:
-    run_repl(lines("first words here", "/save better-name"))
+def test_rename_renames_an_autosaved_session(chatrepl_env) -> None:
+    run_repl(lines("first words here", "/rename better-name"))
     names = sorted(f.stem for f in (chatrepl_env.home / "sessions").glob("*.json"))
     assert names == ["better-name"]
 
@@ -196,13 +196,15 @@ def test_usage_and_length_warning_are_shown(chatrepl_env) -> None:
     assert "total" in output or "tokens" in output
 
 
-def test_no_usage_shows_no_token_line(chatrepl_env) -> None:
-    token_line = re.compile(r"^\d+ prompt \+ \d+ completion = \d+ tokens$", re.MULTILINE)
+def test_no_usage_from_the_server_shows_estimated_counts(chatrepl_env) -> None:
+    token_line = re.compile(r"^\d+ prompt \+ \d+ completion tokens( · |$)", re.MULTILINE)
     assert token_line.search(run_repl(lines("with usage")).output)
     chatrepl_env.server.no_usage = True
     output = run_repl(lines("hi")).output
     assert "Echo: hi" in output
+    # No usage from the server: the figures are counted locally and marked as estimates.
     assert not token_line.search(output) and "0 prompt" not in output
+    assert re.search(r"^~\d+ prompt \+ ~\d+ completion tokens", output, re.MULTILINE)
 
 
 def test_sessions_and_history_commands(chatrepl_env) -> None:
@@ -232,7 +234,7 @@ def test_tab_completion_of_commands_and_arguments(chatrepl_env) -> None:
 
     from chatrepl.repl.prompt import SlashCompleter
 
-    result = run_repl(lines("first", "/save alpha", "/new", "second", "/save beta"))
+    result = run_repl(lines("first", "/rename alpha", "/new", "second", "/rename beta"))
     completer = SlashCompleter(result.repl.state)
 
     def offered(text: str) -> list[str]:
@@ -295,3 +297,85 @@ def test_retry_after_switching_mode_repeats_the_completion_turn(chatrepl_env) ->
     run_repl(lines("/complete", "def f(x):", "/chat", "/retry"))
     assert len(server.bodies("/completions")) == 2
     assert server.bodies("/chat/completions") == []
+
+
+def test_double_slash_sends_a_message_starting_with_a_slash(chatrepl_env) -> None:
+    run_repl(lines("//etc/hosts is a file"))
+    sent = chatrepl_env.server.last("/chat/completions").body["messages"][-1]["content"]
+    assert sent == "/etc/hosts is a file"
+
+
+def test_continue_joins_the_rest_to_the_cut_reply(chatrepl_env) -> None:
+    server = chatrepl_env.server
+    server.queue("the beginning", finish_reason="length")
+    server.queue(" and the end")
+    result = run_repl(lines("go", "/continue"))
+    assert [m.content for m in result.conversation.messages] == [
+        "go",
+        "the beginning and the end",
+    ]
+    assert result.conversation.messages[-1].finish_reason == "stop"
+
+
+def test_undo_and_set_are_saved_at_once(chatrepl_env) -> None:
+    run_repl(lines("first", "second", "/undo", "/set temperature 0.5"))
+    saved = json.loads((chatrepl_env.home / "sessions" / "first.json").read_text())
+    assert [m["content"] for m in saved["messages"]] == ["first", "Echo: first"]
+    assert saved["params"] == {"temperature": 0.5}
+    run_repl(lines("third"), resume="first")
+    assert chatrepl_env.server.last("/chat/completions").body["temperature"] == 0.5
+
+
+def fake_editor(tmp_path, replacement: str):
+    """An $EDITOR that replaces the file's text (a shell script)."""
+    script = tmp_path / "editor.sh"
+    script.write_text(f"#!/bin/sh\nprintf '%s' '{replacement}' > \"$1\"\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_edit_replaces_the_last_question_and_asks_again(
+    chatrepl_env, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("VISUAL", fake_editor(tmp_path, "a better question"))
+    result = run_repl(lines("a first question", "/edit"))
+    contents = [m.content for m in result.conversation.messages]
+    assert contents == ["a better question", "Echo: a better question"]
+    bodies = chatrepl_env.server.bodies("/chat/completions")
+    assert [b["messages"][-1]["content"] for b in bodies] == [
+        "a first question",
+        "a better question",
+    ]
+
+
+def test_edit_unchanged_is_cancelled(chatrepl_env, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("VISUAL", fake_editor(tmp_path, "same"))
+    result = run_repl(lines("same", "/edit"))
+    assert "edit cancelled: the message is unchanged" in result.output
+    assert len(chatrepl_env.server.bodies("/chat/completions")) == 1
+
+
+def test_fork_copies_the_conversation_and_goes_on_there(chatrepl_env) -> None:
+    result = run_repl(lines("original talk", "/fork branch", "only in the fork"))
+    assert result.conversation.name == "branch"
+    sessions = chatrepl_env.home / "sessions"
+    original = json.loads((sessions / "original-talk.json").read_text())
+    branch = json.loads((sessions / "branch.json").read_text())
+    assert len(original["messages"]) == 2 and len(branch["messages"]) == 4
+    assert branch["messages"][0]["content"] == "original talk"
+
+
+def test_vi_editing_mode_shows_in_the_toolbar(chatrepl_env) -> None:
+    (chatrepl_env.home / "config.toml").write_text('editing_mode = "vi"\n')
+    result = run_repl(lines("hello"))
+    assert result.repl.reader.session.app.editing_mode.name == "VI"
+    toolbar = result.repl.reader._toolbar()
+    assert toolbar.startswith(("INSERT", "NORMAL"))
+
+
+def test_typing_after_a_failed_turn_replaces_the_offered_text(chatrepl_env) -> None:
+    chatrepl_env.server.fail(500, "down")
+    result = run_repl(lines("the failed question") + lines("a new one"))
+    sent = [b["messages"][-1]["content"] for b in chatrepl_env.server.bodies("/chat/completions")]
+    assert sent == ["the failed question", "a new one"]  # not "the failed questiona new one"
+    assert [m.content for m in result.conversation.messages] == ["a new one", "Echo: a new one"]

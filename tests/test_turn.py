@@ -34,6 +34,9 @@ class EchoTools:
         self.calls.append(call)
         return f"ran {call.name} with {call.arguments}"
 
+    def end_of_reply(self) -> bool:
+        return False
+
 
 def runner(*steps: Step | str, conversation: Conversation | None = None, **options) -> TurnRunner:
     convo = conversation or Conversation(chat_model="chat-m", completion_model="comp-m")
@@ -233,3 +236,31 @@ def test_messages_added_by_hand_before_are_kept_on_failure() -> None:
     with pytest.raises(BackendError):
         exchange(run, "now")
     assert [m.content for m in convo.messages] == ["earlier"]
+
+
+def test_extend_continues_a_cut_reply_into_the_same_message() -> None:
+    run = runner(Step.text("The first half", finish_reason="length"), Step.text(" and the rest."))
+    exchange(run, "tell me")
+    outcome = run.extend(Collect())
+    (_user, reply) = run.conversation.messages
+    assert reply.content == "The first half and the rest." and reply.finish_reason == "stop"
+    assert outcome.reply is reply
+    request = chat_requests(run.backend)[-1]  # type: ignore[arg-type]
+    assert [m.role for m in request.messages] == ["user", "assistant", "user"]
+    assert request.messages[-1].content.startswith("Continue your last reply exactly")
+
+
+def test_extend_in_completion_mode_sends_the_text_so_far() -> None:
+    run = runner(Step.text(" once upon", finish_reason="length"), Step.text(" a time"))
+    exchange(run, "Story:", mode="complete")
+    run.extend(Collect())
+    assert run.backend.requests[-1].prompt == "Story: once upon"  # type: ignore[attr-defined]
+    assert run.conversation.messages[-1].content == " once upon a time"
+
+
+def test_a_failed_extend_changes_nothing() -> None:
+    run = runner(Step.text("half", finish_reason="length"), Step.error("down"))
+    exchange(run, "q")
+    with pytest.raises(BackendError):
+        run.extend(Collect())
+    assert run.conversation.messages[-1].content == "half"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,13 +16,22 @@ __all__ = [
     "Delta",
     "DeltaStream",
     "Finish",
+    "Notice",
     "Reply",
     "Request",
     "TextDelta",
     "ToolCallDelta",
     "ToolSpec",
     "Usage",
+    "ignore_notice",
 ]
+
+# Told one line of news while a request waits (e.g. "rate limited; retrying in 2 s (1 of 2)").
+Notice = Callable[[str], None]
+
+
+def ignore_notice(text: str) -> None:
+    """The default listener: backends report notices; whoever shows them sets `on_notice`."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +124,11 @@ class Capabilities:
     suffix: bool = False
     json_mode: bool = True
     tools: bool = False
+    images: bool = False  # user messages may carry images (vision models)
     streaming_usage: bool = False  # usage arrives at the end of a stream
     token_counting: bool = False  # the backend can count tokens exactly, offline
     context_window: int | None = None  # tokens, when known
-    embedded: bool = False  # runs in this process: no server, no key
+    embedded: bool = False  # runs on this machine (in or beside this process): no server, no key
 
 
 class Backend(Protocol):
@@ -126,6 +136,7 @@ class Backend(Protocol):
 
     name: str
     capabilities: Capabilities
+    on_notice: Notice  # set by the REPL or `ask` to show what a wait is about; never printed here
 
     def describe(self) -> str:
         """Where replies come from: a base URL, or "embedded" and a model file."""

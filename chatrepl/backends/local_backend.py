@@ -28,6 +28,7 @@ from chatrepl.backends.base import (
     Request,
     TextDelta,
     Usage,
+    ignore_notice,
 )
 from chatrepl.backends.loader import BackgroundLoad
 from chatrepl.conversation.messages import Mode
@@ -80,6 +81,7 @@ class LocalBackend:
             "local-model", lambda: load_model(self.model_path, n_ctx, n_threads, n_threads_batch)
         )
         self._generation_lock = threading.Lock()
+        self.on_notice = ignore_notice  # nothing to report: no network, no retries
 
     @property
     def model_name(self) -> str:
@@ -214,7 +216,8 @@ CHAT_MAX_TOKENS = 512
 
 def chat_arguments(request: ChatRequest, stream: bool) -> dict[str, Any]:
     """Keyword arguments for `Llama.create_chat_completion`: the request in llama_cpp's shape."""
-    arguments: dict[str, Any] = {"messages": wire.chat_messages(request), "stream": stream}
+    messages = wire.chat_messages(request, images=False)  # the embedded model cannot see
+    arguments: dict[str, Any] = {"messages": messages, "stream": stream}
     arguments.update(wire.param_arguments(request.params))
     arguments.setdefault("max_tokens", CHAT_MAX_TOKENS)
     return arguments

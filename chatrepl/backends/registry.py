@@ -51,11 +51,13 @@ def _local_configured(settings: Settings) -> bool:
 
 def _build_local(settings: Settings) -> Backend:
     from chatrepl.backends.local_backend import LocalBackend, default_model_path
+    from chatrepl.backends.local_worker import LocalWorkerBackend
 
     path = Path(settings.model_path).expanduser() if settings.model_path else default_model_path()
     if path is None:
         raise ConfigError(NO_EMBEDDED_MODEL)
-    return LocalBackend(
+    kind = LocalWorkerBackend if settings.embedded_isolation else LocalBackend
+    return kind(
         path,
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
@@ -73,7 +75,7 @@ BACKENDS: tuple[BackendEntry, ...] = (
     ),
     BackendEntry(
         "local",
-        "the embedded model, run in-process by llama.cpp (offline, no key)",
+        "the embedded model, run by llama.cpp on this machine (offline, no key)",
         _local_configured,
         _build_local,
     ),
@@ -110,3 +112,26 @@ def choose_backend(settings: Settings, session_backend: str | None = None) -> st
 def build_backend(settings: Settings, session_backend: str | None = None) -> Backend:
     """A ready-to-prepare backend of the chosen kind."""
     return entry(choose_backend(settings, session_backend)).build(settings)
+
+
+def embedded_model(settings: Settings) -> str | None:
+    """The embedded model's name when it is installed (or given with --model-path), else None."""
+    from chatrepl.backends.local_backend import default_model_path, local_backend_available
+
+    if settings.model_path:
+        return Path(settings.model_path).expanduser().stem
+    path = default_model_path() if local_backend_available() else None
+    return path.stem if path else None
+
+
+def model_rows(
+    backend: Backend, settings: Settings, names: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """(model, backend) for each model the backend offers (`names`, else asked now), and the
+    embedded model when the backend is another one. BackendError when the server refuses."""
+    names = backend.list_models() if names is None else names
+    rows = [(name, backend.name) for name in names]
+    embedded = None if backend.capabilities.embedded else embedded_model(settings)
+    if embedded:
+        rows.append((embedded, "local"))
+    return rows

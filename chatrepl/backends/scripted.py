@@ -8,7 +8,7 @@ Every request is recorded, so a test can check exactly what the engine asked for
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from chatrepl.backends.base import (
@@ -16,10 +16,12 @@ from chatrepl.backends.base import (
     ChatRequest,
     Delta,
     Finish,
+    Notice,
     Reply,
     Request,
     TextDelta,
     ToolCallDelta,
+    ignore_notice,
 )
 from chatrepl.conversation.messages import Mode, ToolCall, Usage
 from chatrepl.errors import BackendError
@@ -57,11 +59,16 @@ class ScriptedBackend:
 
     steps: list[Step] = field(default_factory=list)
     capabilities: Capabilities = field(
-        default_factory=lambda: Capabilities(suffix=True, tools=True, streaming_usage=True)
+        default_factory=lambda: Capabilities(
+            suffix=True, tools=True, images=True, streaming_usage=True
+        )
     )
     models: tuple[str, ...] = ("scripted-chat", "scripted-complete")
     name: str = "scripted"
     requests: list[Request] = field(default_factory=list)
+    # Answers requests once the steps run out (e.g. summaries one way, replies another).
+    answer: Callable[[Request], Step] | None = None
+    on_notice: Notice = field(default=ignore_notice, repr=False)
 
     def describe(self) -> str:
         """Where replies come from."""
@@ -97,9 +104,11 @@ class ScriptedBackend:
 
     def _next(self, request: Request) -> Step:
         self.requests.append(request)
-        if not self.steps:
-            raise BackendError("the script has no more replies")
-        return self.steps.pop(0)
+        if self.steps:
+            return self.steps.pop(0)
+        if self.answer is not None:
+            return self.answer(request)
+        raise BackendError("the script has no more replies")
 
     def _play(self, step: Step) -> Iterator[Delta]:
         if step.delay:

@@ -20,17 +20,19 @@ from chatrepl.backends.base import (
 from chatrepl.conversation.messages import Attachment, GenerationParams, Message, Usage
 
 
-def chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
-    """The `messages` list: the system prompt, then each message in the API's shape."""
+def chat_messages(request: ChatRequest, images: bool = True) -> list[dict[str, Any]]:
+    """The `messages` list: the system prompt, then each message in the API's shape (without
+    `images`, a model that cannot see them is told each one's name instead)."""
     sent: list[dict[str, Any]] = []
     if request.system:
         sent.append({"role": "system", "content": request.system})
-    sent.extend(wire_message(message) for message in request.messages)
+    sent.extend(wire_message(message, images) for message in request.messages)
     return sent
 
 
-def wire_message(message: Message) -> dict[str, Any]:
-    """One message as the Chat Completions API takes it."""
+def wire_message(message: Message, images: bool = True) -> dict[str, Any]:
+    """One message as the Chat Completions API takes it: a user message with images has a list
+    of content parts (its text, then each image as a data URL); every other one, plain text."""
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
     if message.role == "assistant" and message.tool_calls:
@@ -38,16 +40,41 @@ def wire_message(message: Message) -> dict[str, Any]:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in message.tool_calls
         ]
-        return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+        # "" rather than null: llama-cpp-python's server refuses null (the spec takes both).
+        return {"role": "assistant", "content": message.content, "tool_calls": calls}
+    if images and any(item.is_image for item in message.attachments):
+        return {"role": message.role, "content": content_parts(message)}
     return {"role": message.role, "content": user_text(message)}
 
 
 def user_text(message: Message) -> str:
-    """The message's text with its attachments, each fenced under its file name."""
+    """The message's text with its text attachments, each fenced under its file name (an image
+    is named only: its bytes go as a content part, or not at all)."""
     if not message.attachments:
         return message.content
-    parts = [attachment_block(item) for item in message.attachments]
+    parts = [
+        f"[image {item.name}]" if item.is_image else attachment_block(item)
+        for item in message.attachments
+    ]
     return "\n\n".join([*parts, message.content] if message.content else parts)
+
+
+def content_parts(message: Message) -> list[dict[str, Any]]:
+    """A user message's content parts: its text (files fenced in it), then each image."""
+    texts = [attachment_block(item) for item in message.attachments if not item.is_image]
+    text = "\n\n".join([*texts, message.content] if message.content else texts)
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    parts += [
+        {"type": "image_url", "image_url": {"url": data_url(item)}}
+        for item in message.attachments
+        if item.is_image
+    ]
+    return parts
+
+
+def data_url(attachment: Attachment) -> str:
+    """An image attachment as a `data:` URL."""
+    return f"data:{attachment.media_type};base64,{attachment.data}"
 
 
 def attachment_block(attachment: Attachment) -> str:

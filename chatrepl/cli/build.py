@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from chatrepl.backends.base import Backend
 from chatrepl.config import Overrides, Settings, history_path, load_settings, sessions_dir
 from chatrepl.conversation.conversation import Conversation
-from chatrepl.conversation.store import SessionStore
+from chatrepl.conversation.store import SessionBusy, SessionStore
 from chatrepl.errors import SessionError
+from chatrepl.tools.setup import build_toolbox
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,16 +38,59 @@ def build_repl(
     from chatrepl.repl.state import ReplState
 
     settings = load_settings(overrides)
-    store = SessionStore(sessions_dir())
+    store = session_store(keep_open=True)  # its sessions locked while open
     name = store.latest() if latest else resume
     if latest and name is None:
         raise SessionError("no saved session to continue yet")
-    conversation = store.load(name) if name else None
-    backend = backend_for(settings, conversation)
+    conversation = open_session(store, name, console, input, output) if name else None
+    try:
+        backend = backend_for(settings, conversation)
+    except BaseException:
+        store.close()
+        raise
     conversation = conversation or new_conversation(settings, backend)
     apply_overrides(conversation, overrides)
     state = ReplState(conversation, store, settings, backend)
-    return Repl(state, console, PromptReader(state, history_path(), input=input, output=output))
+    repl = Repl(state, console, PromptReader(state, history_path(), input=input, output=output))
+    state.toolbox = build_toolbox(settings, repl.tool_ui.notify, repl.tool_ui.approve)
+    return repl
+
+
+def session_store(keep_open: bool = False) -> SessionStore:
+    """The store of the data directory's sessions, keeping the search index up to date."""
+    from chatrepl.config import search_index_path
+    from chatrepl.conversation.search_index import SearchIndex
+
+    return SessionStore(sessions_dir(), keep_open, SearchIndex(search_index_path()))
+
+
+def open_session(
+    store: SessionStore, name: str, console: Console, input: Any = None, output: Any = None
+) -> Conversation:
+    """Open a saved session in this REPL. One open in another chatrepl is never opened twice
+    (the last to save would overwrite the other's turns): a copy of it, a fork, is offered."""
+    try:
+        return store.load(name)
+    except SessionBusy as busy:
+        question = f"{busy}. Open a copy of it under a new name (a fork)? [Y/n] "
+        if not confirm(question, input, output):
+            raise SessionError(f"{busy}; not opened") from None
+    fork = store.fork(name)
+    from chatrepl.ui import views
+
+    views.info(console, f"opened a fork of {name} as {fork.name}; {name} stays as it is")
+    return fork
+
+
+def confirm(question: str, input: Any = None, output: Any = None) -> bool:
+    """A yes/no question on the terminal: Enter or y means yes; n, Ctrl-C or Ctrl-D no."""
+    from prompt_toolkit import PromptSession
+
+    try:
+        answer = PromptSession(input=input, output=output).prompt(question)
+    except (KeyboardInterrupt, EOFError):
+        return False
+    return answer.strip().lower() in ("", "y", "yes")
 
 
 def new_conversation(settings: Settings, backend: Backend, name: str | None = None) -> Conversation:

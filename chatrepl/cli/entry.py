@@ -18,12 +18,19 @@ def main() -> None:
     from chatrepl.errors import ErrorBoundary
 
     try:
-        with ErrorBoundary(lambda line: print(f"error: {line}", file=sys.stderr)) as boundary:
+        with ErrorBoundary(_report_error) as boundary:
             open_repl(Overrides(), None, False)
     except KeyboardInterrupt:
         sys.exit(130)
     if boundary.failed:
         sys.exit(1)
+
+
+def _report_error(line: str) -> None:
+    """One `error:` line on stderr; the text (a server's message, say) made safe first."""
+    from chatrepl.ui.safe_text import sanitize
+
+    print(f"error: {sanitize(line)}", file=sys.stderr)
 
 
 def run_cli() -> int:
@@ -35,8 +42,8 @@ def run_cli() -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(prog_name="chatrepl", standalone_mode=False)
-    except typer.Abort:
-        return 1
+    except typer.Abort as abort:  # click's word for Ctrl-C (and EOF at a prompt)
+        return 130 if isinstance(abort.__cause__, KeyboardInterrupt) else 1
     except Exception as failure:
         if not hasattr(failure, "format_message"):  # not one of click's own usage errors
             raise

@@ -15,6 +15,7 @@ import typer
 from chatrepl import __version__
 from chatrepl.config import Overrides
 from chatrepl.errors import ErrorBoundary
+from chatrepl.ui.safe_text import sanitize
 
 T = TypeVar("T")
 
@@ -25,7 +26,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="A terminal chat client for OpenAI-compatible APIs and an embedded local model.",
 )
-sessions_app = typer.Typer(help="List (the default), show, delete and rename saved sessions.")
+sessions_app = typer.Typer(
+    help="List (the default), show, delete, rename, search and export saved sessions."
+)
 config_app = typer.Typer(help="Where the config file is and what is in effect.")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
@@ -59,6 +62,40 @@ ModelPath = Annotated[
     typer.Option("--model-path", metavar="FILE", help="A GGUF file for the local backend."),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+Functions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--functions",
+        metavar="FILE",
+        help="A Python file whose public functions (typed, documented) the model may call.",
+    ),
+]
+LogOpt = Annotated[
+    bool, typer.Option("--log", help="Log each API request to the data directory's requests.jsonl.")
+]
+YesTools = Annotated[bool, typer.Option("--yes-tools", help="Run every tool call without asking.")]
+RoleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--role", "-R", metavar="NAME", help="A role: its system prompt, model and parameters."
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", metavar="NAME", help="An endpoint profile ([profiles.NAME])."),
+]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option("--base-url", metavar="URL", help="An OpenAI-compatible server's base URL."),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Longest wait for the next byte from the server (default 120).",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -67,9 +104,14 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def report_error(line: str) -> None:
+    """One `error:` line on stderr; the text (a server's message, say) made safe first."""
+    typer.echo(f"error: {sanitize(line)}", err=True)
+
+
 def guarded(action: Callable[[], T], debug: bool = False) -> T:
     """Run action inside the error boundary; a reported error exits with status 1."""
-    with ErrorBoundary(lambda line: typer.echo(f"error: {line}", err=True), debug) as boundary:
+    with ErrorBoundary(report_error, debug) as boundary:
         return action()
     assert boundary.failed
     raise typer.Exit(1)
@@ -87,8 +129,15 @@ def main_command(
     ] = False,
     model: Model = None,
     system: System = None,
+    role: RoleOpt = None,
+    profile: ProfileOpt = None,
+    base_url: BaseUrl = None,
     backend: BackendOpt = None,
     model_path: ModelPath = None,
+    timeout: Timeout = None,
+    functions: Functions = None,
+    yes_tools: YesTools = False,
+    log: LogOpt = False,
     debug: Debug = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -98,7 +147,18 @@ def main_command(
     if ctx.invoked_subcommand is not None:
         return
     overrides = Overrides(
-        model=model, system=system, backend=backend, model_path=model_path, debug=debug or None
+        model=model,
+        system=system,
+        role=role,
+        profile=profile,
+        base_url=base_url,
+        backend=backend,
+        model_path=model_path,
+        timeout=timeout,
+        debug=debug or None,
+        functions=tuple(functions) if functions else None,
+        tools_auto=yes_tools or None,
+        log=log or None,
     )
     guarded(lambda: _run_repl(overrides, resume, continue_), debug)
 
@@ -119,6 +179,9 @@ def ask(
     ] = "chat",
     model: Model = None,
     system: System = None,
+    role: RoleOpt = None,
+    profile: ProfileOpt = None,
+    base_url: BaseUrl = None,
     suffix: Annotated[
         str | None,
         typer.Option("--suffix", metavar="TEXT", help="Insertion suffix (complete mode)."),
@@ -143,18 +206,53 @@ def ask(
     ] = None,
     backend: BackendOpt = None,
     model_path: ModelPath = None,
+    timeout: Timeout = None,
+    tools: Annotated[
+        bool, typer.Option("--tools", help="Let the model call the configured tools.")
+    ] = False,
+    tool: Annotated[
+        list[str] | None,
+        typer.Option("--tool", metavar="NAME", help="Let the model call this tool (repeatable)."),
+    ] = None,
+    functions: Functions = None,
+    yes_tools: YesTools = False,
+    log: LogOpt = False,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", metavar="T", help="Sampling temperature, 0-2.")
+    ] = None,
+    top_p: Annotated[
+        float | None, typer.Option("--top-p", metavar="P", help="Nucleus sampling, 0-1.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", metavar="N", help="Seed for repeatable sampling.")
+    ] = None,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option("--stop", metavar="TEXT", help="A string that ends the reply (up to 4)."),
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", metavar="FILE", help="Attach a text file (repeatable)."),
+    ] = None,
+    image: Annotated[
+        list[str] | None,
+        typer.Option("--image", "-i", metavar="FILE", help="Attach an image (repeatable)."),
+    ] = None,
     debug: Debug = False,
 ) -> None:
     """Answer one prompt and exit. Piped stdin is added: cat notes.txt | chatrepl ask summarize."""
     from chatrepl.cli.ask import AskOptions, run_ask
 
-    piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin
     options = AskOptions(
         words=prompt or [],
-        piped=piped,
+        stdin=piped,
         mode=mode,
         model=model,
         system=system,
+        role=role,
+        profile=profile,
+        base_url=base_url,
         suffix=suffix,
         stream=not no_stream,
         json_output=json_output,
@@ -163,6 +261,24 @@ def ask(
         max_tokens=max_tokens,
         backend=backend,
         model_path=model_path,
+        timeout=timeout,
+        tools=tools,
+        tool_names=tuple(tool or ()),
+        functions=tuple(functions or ()),
+        yes_tools=yes_tools,
+        log=log,
+        files=tuple(file or ()),
+        images=tuple(image or ()),
+        parameters=tuple(
+            (name, value)
+            for name, value in (
+                ("temperature", temperature),
+                ("top_p", top_p),
+                ("seed", seed),
+                ("stop", stop),
+            )
+            if value is not None
+        ),
         debug=debug,
     )
     interrupted = guarded(lambda: run_ask(options), debug)
@@ -207,7 +323,8 @@ def sessions_delete(
     """Delete a saved session."""
     from chatrepl.cli.subcommands import delete_session
 
-    if not yes and not typer.confirm(f"Delete session {name}?", default=False):
+    if not yes and not typer.confirm(f"Delete session {sanitize(name)}?", default=False):
+        typer.echo(f"kept {sanitize(name)}: nothing was deleted")
         raise typer.Exit(1)
     guarded(lambda: delete_session(name))
 
@@ -218,6 +335,91 @@ def sessions_rename(old: str, new: str) -> None:
     from chatrepl.cli.subcommands import rename_session
 
     guarded(lambda: rename_session(old, new))
+
+
+@sessions_app.command("export")
+def sessions_export(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The session to export.")],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="md|json",
+            help="Markdown (roles as headings) or the session's JSON (default: from the "
+            "file name, else md).",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write here (default: stdout)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Write a session as Markdown or JSON."""
+    from chatrepl.cli.subcommands import export_session
+
+    guarded(lambda: export_session(name, format, output, force))
+
+
+@sessions_app.command("search")
+def sessions_search(
+    text: Annotated[
+        list[str], typer.Argument(metavar="TEXT", help='Words that must all occur, or "a phrase".')
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="How many sessions to show.")
+    ] = 20,
+) -> None:
+    """Search every session's messages, best matches first (exit status 1: no match)."""
+    from chatrepl.cli.subcommands import search_sessions
+
+    if not guarded(lambda: search_sessions(" ".join(text), limit)):
+        raise typer.Exit(1)
+
+
+@app.command("logs")
+def logs_command(
+    last: Annotated[
+        int, typer.Option("--last", "-n", metavar="N", help="How many requests to show.")
+    ] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the log lines as they are.")
+    ] = False,
+) -> None:
+    """Show the last requests of the request log (written with --log or log = true)."""
+    from chatrepl.cli.subcommands import show_logs
+
+    guarded(lambda: show_logs(last, as_json))
+
+
+@app.command("models")
+def models_command(
+    profile: ProfileOpt = None,
+    base_url: BaseUrl = None,
+    backend: BackendOpt = None,
+    model_path: ModelPath = None,
+) -> None:
+    """List the server's models and the embedded model."""
+    from chatrepl.cli.subcommands import list_models
+
+    overrides = Overrides(
+        profile=profile, base_url=base_url, backend=backend, model_path=model_path
+    )
+    guarded(lambda: list_models(overrides))
+
+
+@config_app.command("set-key")
+def config_set_key(
+    profile: Annotated[
+        str | None,
+        typer.Argument(metavar="[PROFILE]", help="The profile (default: the configured one)."),
+    ] = None,
+) -> None:
+    """Store a profile's API key in the system keyring (asked for, never shown)."""
+    from chatrepl.cli.subcommands import set_key
+
+    guarded(lambda: set_key(profile))
 
 
 @config_app.command("path")

@@ -25,6 +25,8 @@ class Conversation:
     backend: str | None = None
     json_mode: bool = False
     params: GenerationParams = field(default_factory=GenerationParams)
+    context_policy: str | None = None  # summarize, trim or off; None: the config's
+    context_window: int | None = None  # tokens; None: the config's or the model's
     created: str = field(default_factory=now)
     updated: str = field(default_factory=now)
     messages: list[Message] = field(default_factory=list)

@@ -7,6 +7,8 @@ so an older chatrepl never silently drops them.
 
 from __future__ import annotations
 
+import math
+import reprlib
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -16,6 +18,10 @@ Mode = Literal["chat", "complete"]
 Role = Literal["system", "user", "assistant", "tool"]
 MODES: tuple[Mode, ...] = ("chat", "complete")
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
+# Unknown fields are kept as they are; deeper nesting than this is refused (no session needs it,
+# and writing it back could exhaust the interpreter's recursion limit).
+MAX_NESTING = 64
+_SHOWN = 60  # characters of a wrong value quoted in an error message
 
 
 def now() -> str:
@@ -26,6 +32,28 @@ def now() -> str:
 def new_id() -> str:
     """A short id, unique within any realistic session."""
     return uuid.uuid4().hex[:12]
+
+
+def shown(value: Any) -> str:
+    """A short repr of a value read from a file, for an error message (never the whole value)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def check_nesting(value: Any, what: str) -> None:
+    """Raise ValueError when a JSON value is nested deeper than MAX_NESTING levels."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > MAX_NESTING:
+            raise ValueError(f"{what} is nested more than {MAX_NESTING} levels deep")
+        level = [child for item in level for child in _children(item)]
+
+
+def _children(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return list(value.values())
+    return value if isinstance(value, list) else []
 
 
 @dataclass
@@ -55,14 +83,26 @@ class ToolCall:
 
 @dataclass
 class Attachment:
-    """A file included in a user turn: its name and its text."""
+    """A file included in a user turn: its name and its text, or, for an image, its media type
+    and its bytes in base64 (`data`; `text` is then empty)."""
 
     name: str
     text: str
+    media_type: str | None = None  # "image/png", ...: an image
+    data: str | None = None  # base64
+
+    @property
+    def is_image(self) -> bool:
+        """Whether this is an image (sent as a data URL), not a text file."""
+        return self.data is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The saved form."""
-        return {"name": self.name, "text": self.text}
+        saved = {"name": self.name, "text": self.text}
+        if self.data is not None:
+            media_type = self.media_type or "application/octet-stream"
+            saved |= {"media_type": media_type, "data": self.data}
+        return saved
 
     @classmethod
     def from_dict(cls, data: Any) -> Attachment:
@@ -71,7 +111,11 @@ class Attachment:
             isinstance(data.get(key), str) for key in ("name", "text")
         ):
             raise ValueError("an attachment needs a name and a text")
-        return cls(data["name"], data["text"])
+        if data.get("data") is None:
+            return cls(data["name"], data["text"])
+        if not all(isinstance(data.get(key), str) for key in ("media_type", "data")):
+            raise ValueError("an image attachment needs a media_type and its data as text")
+        return cls(data["name"], data["text"], data["media_type"], data["data"])
 
 
 @dataclass(frozen=True)
@@ -97,10 +141,41 @@ class Usage:
             raise ValueError("usage must be an object")
         try:
             counts = [int(data[key]) for key in ("prompt_tokens", "completion_tokens")]
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise ValueError("usage needs prompt_tokens and completion_tokens") from error
         total = data.get("total_tokens")
         return cls(*counts, int(total) if isinstance(total, int) else sum(counts))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a reply took, in seconds from sending the request."""
+
+    first_token: float | None = None
+    duration: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """The saved form (rounded to the millisecond)."""
+        data = {"first_token": self.first_token, "duration": self.duration}
+        return {key: round(value, 3) for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Timing:
+        """Build from the saved form; raises ValueError when the shape is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("timing must be an object")
+        values = [data.get(key) for key in ("first_token", "duration")]
+        if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool) and v >= 0)
+                   for v in values):  # fmt: skip
+            raise ValueError("timing values must be seconds")
+        return cls(*values)
+
+    @property
+    def generation_seconds(self) -> float | None:
+        """Generation time: from the first token to the end."""
+        if self.first_token is None or self.duration is None:
+            return None
+        return self.duration - self.first_token
 
 
 @dataclass(frozen=True)
@@ -129,15 +204,55 @@ class GenerationParams:
         if not isinstance(data, dict):
             raise ValueError("parameters must be an object")
         known = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        if isinstance(values.get("stop"), list):
-            values["stop"] = tuple(str(item) for item in values["stop"])
-        return cls(**values)
+        return cls(
+            **{
+                key: _parameter(key, value)
+                for key, value in data.items()
+                if key in known and value is not None
+            }
+        )
+
+    def with_value(self, name: str, value: Any) -> GenerationParams:
+        """These parameters with one set (None: back to the default)."""
+        data = self.to_dict()
+        data.pop(name, None)
+        if value is not None:
+            data[name] = list(value) if isinstance(value, tuple) else value
+        return GenerationParams.from_dict(data)
 
     def merged(self, override: GenerationParams) -> GenerationParams:
         """These parameters with every field `override` sets taken from it."""
         data = self.to_dict() | override.to_dict()
         return GenerationParams.from_dict(data)
+
+
+_WHOLE_NUMBERS = ("max_tokens", "seed")
+_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+
+
+def _parameter(key: str, value: Any) -> Any:
+    """A generation parameter read from a file, checked; ValueError names a wrong one."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key in _WHOLE_NUMBERS:
+        if number and isinstance(value, int):
+            return value
+        expected = "a whole number"
+    elif key in _NUMBERS:
+        if number and math.isfinite(value):
+            return value
+        expected = "a finite number"
+    elif key == "stop":
+        stops = [value] if isinstance(value, str) else value
+        if isinstance(stops, list | tuple) and all(isinstance(item, str) for item in stops):
+            return tuple(stops)
+        expected = "a list of strings"
+    elif key == "response_format":
+        if value == "json_object":
+            return value
+        expected = "'json_object'"
+    else:  # a parameter added later without a check here
+        return value
+    raise ValueError(f"{key} must be {expected}, not {shown(value)}")
 
 
 # Saved fields of a Message, in the order they are written; `extra` holds the rest.
@@ -155,6 +270,7 @@ _SIMPLE_FIELDS = (
     "name",
     "summary_of",
     "summarized_by",
+    "estimated",
 )
 
 
@@ -186,6 +302,8 @@ class Message:
     params: GenerationParams | None = None
     summary_of: list[str] | None = None
     summarized_by: str | None = None
+    timing: Timing | None = None  # how long the reply took
+    estimated: bool = False  # usage counted locally: the server reported none
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -208,6 +326,8 @@ class Message:
             data["attachments"] = [item.to_dict() for item in self.attachments]
         if self.params is not None and self.params.to_dict():
             data["params"] = self.params.to_dict()
+        if self.timing is not None:
+            data["timing"] = self.timing.to_dict()
         return {**self.extra, **data}
 
     @classmethod
@@ -216,15 +336,17 @@ class Message:
         if not isinstance(data, dict):
             raise ValueError("a message must be an object")
         if data.get("role") not in ROLES:
-            raise ValueError(f"unknown message role {data.get('role')!r}")
+            raise ValueError(f"unknown message role {shown(data.get('role'))}")
         if not isinstance(data.get("content", ""), str):
             raise ValueError("a message's content must be text")
         if data.get("mode", "chat") not in MODES:
-            raise ValueError(f"unknown mode {data.get('mode')!r}")
-        return cls(**_typed_fields(data), extra=_unknown_fields(data))
+            raise ValueError(f"unknown mode {shown(data.get('mode'))}")
+        unknown = _unknown_fields(data)
+        check_nesting(unknown, "an unknown field")
+        return cls(**_typed_fields(data), extra=unknown)
 
 
-_KNOWN_KEYS = frozenset((*_SIMPLE_FIELDS, "usage", "tool_calls", "attachments", "params", "extra"))
+_KNOWN_KEYS = frozenset((*_SIMPLE_FIELDS, "usage", "tool_calls", "attachments", "params", "timing"))
 _OPTIONAL_TEXT = ("model", "backend", "finish_reason", "tool_call_id", "name", "summarized_by")
 
 
@@ -238,6 +360,9 @@ def _typed_fields(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(data.get(key), str) and data[key]:
             values[key] = data[key]
     values["interrupted"] = data.get("interrupted") is True
+    values["estimated"] = data.get("estimated") is True
+    if data.get("timing") is not None:
+        values["timing"] = Timing.from_dict(data["timing"])
     if data.get("usage") is not None:
         values["usage"] = Usage.from_dict(data["usage"])
     values["tool_calls"] = [ToolCall.from_dict(item) for item in _list(data, "tool_calls")]
@@ -252,7 +377,7 @@ def _typed_fields(data: dict[str, Any]) -> dict[str, Any]:
 def _params(data: Any) -> GenerationParams:
     try:
         return GenerationParams.from_dict(data)
-    except TypeError as error:
+    except ValueError as error:
         raise ValueError(f"bad parameters: {error}") from error
 
 

@@ -10,10 +10,18 @@ refused: this chatrepl cannot know what it would lose by rewriting it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from chatrepl.conversation.conversation import Conversation
-from chatrepl.conversation.messages import MODES, GenerationParams, Message, now
+from chatrepl.conversation.messages import (
+    MODES,
+    GenerationParams,
+    Message,
+    check_nesting,
+    now,
+    shown,
+)
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -31,7 +39,11 @@ _SETTINGS = (
     "backend",
     "json_mode",
 )
-_KNOWN_KEYS = frozenset(("format", "version", *_SETTINGS, "params", "messages"))
+_CONTEXT = ("context_policy", "context_window")  # written only when the session sets them
+CONTEXT_POLICIES = ("summarize", "trim", "off")
+_KNOWN_KEYS = frozenset(("format", "version", *_SETTINGS, *_CONTEXT, "params", "messages"))
+# A lone surrogate (from a \ud800-style escape in a file) cannot be written as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class NewerFormatError(ValueError):
@@ -42,6 +54,7 @@ def to_document(conversation: Conversation) -> dict[str, Any]:
     """The JSON-ready version 2 document of a conversation."""
     document: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION}
     document.update({key: getattr(conversation, key) for key in _SETTINGS})
+    document.update({k: getattr(conversation, k) for k in _CONTEXT if getattr(conversation, k)})
     params = conversation.params.to_dict()
     if params:
         document["params"] = params
@@ -55,13 +68,14 @@ def from_document(data: Any) -> Conversation:
         raise ValueError("not a chatrepl session (the file is not a JSON object)")
     _check_version(data.get("version"))
     if data.get("mode", "chat") not in MODES:
-        raise ValueError(f"unknown mode {data.get('mode')!r}")
+        raise ValueError(f"unknown mode {shown(data.get('mode'))}")
     messages = data.get("messages", [])
     if not isinstance(messages, list):
         raise ValueError("messages must be a list")
     conversation = Conversation(**_settings(data))
     conversation.messages = [_message(item, index) for index, item in enumerate(messages)]
     conversation.extra = {key: value for key, value in data.items() if key not in _KNOWN_KEYS}
+    check_nesting(conversation.extra, "an unknown field")
     return conversation
 
 
@@ -71,7 +85,16 @@ def dumps(conversation: Conversation) -> str:
     messages = document.pop("messages")
     head = json.dumps(document, ensure_ascii=False, indent=1).removesuffix("\n}")
     lines = ",\n  ".join(json.dumps(message, ensure_ascii=False) for message in messages)
-    return f'{head},\n "messages": [\n  {lines}\n ]\n}}\n'
+    return _escape_lone_surrogates(f'{head},\n "messages": [\n  {lines}\n ]\n}}\n')
+
+
+def _escape_lone_surrogates(text: str) -> str:
+    """JSON text whose lone surrogates (inside strings) are escapes, so it encodes as UTF-8."""
+    try:
+        text.encode("utf-8")  # a few ms for megabytes: much faster than searching
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
+    return text
 
 
 def _check_version(version: Any) -> None:
@@ -80,10 +103,10 @@ def _check_version(version: Any) -> None:
             return
         if version > FORMAT_VERSION:
             raise NewerFormatError(
-                f"written by a newer chatrepl (session format {version}; this one reads up to "
-                f"{FORMAT_VERSION}): upgrade chatrepl to open it; the file is left untouched"
+                f"written by a newer chatrepl (session format {shown(version)}; this one reads "
+                f"up to {FORMAT_VERSION}): upgrade chatrepl to open it; the file is left untouched"
             )
-    raise ValueError(f"not a chatrepl session (unknown format version {version!r})")
+    raise ValueError(f"not a chatrepl session (unknown format version {shown(version)})")
 
 
 def _settings(data: dict[str, Any]) -> dict[str, Any]:
@@ -95,11 +118,26 @@ def _settings(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("created", "updated"):
         values[key] = _optional_text(data, key) or now()
     values["json_mode"] = data.get("json_mode") is True
+    values.update(_context_settings(data))
     if data.get("params") is not None:
         try:
             values["params"] = GenerationParams.from_dict(data["params"])
-        except TypeError as error:
+        except ValueError as error:
             raise ValueError(f"bad session parameters: {error}") from error
+    return values
+
+
+def _context_settings(data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    policy, window = data.get("context_policy"), data.get("context_window")
+    if policy is not None:
+        if policy not in CONTEXT_POLICIES:
+            raise ValueError(f"context_policy must be one of {', '.join(CONTEXT_POLICIES)}")
+        values["context_policy"] = policy
+    if window is not None:
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ValueError("context_window must be a positive number of tokens")
+        values["context_window"] = window
     return values
 
 

@@ -5,24 +5,28 @@ A context policy (trim, summarize) plugs in here: `chat_history` decides which m
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from chatrepl.backends.base import ChatRequest, CompletionRequest, Request, ToolSpec
 from chatrepl.config import Settings
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import GenerationParams, Message, Mode
 
-# A 135M-parameter model can loop until its context is full; remote servers choose themselves.
 _SENDABLE_ROLES = ("system", "user", "assistant", "tool")
 
 
-def chat_history(conversation: Conversation) -> list[Message]:
+def chat_history(conversation: Conversation, omit: AbstractSet[str] = frozenset()) -> list[Message]:
     """The chat-mode messages to send, oldest first.
 
     Completion-mode turns, messages a summary stands for, and empty replies (stopped before
     their first token) stay in the session but are not sent. An assistant's tool calls go only
     with a result for each of them, and a tool result only after its call, as the API requires.
     """
-    candidates = [m for m in conversation.messages if _sendable(m)]
-    return _pair_tool_results(candidates)
+    candidates = [m for m in conversation.messages if _sendable(m) and m.id not in omit]
+    # A summary stands for the oldest messages: it goes first, wherever it is in the session.
+    summaries = [m for m in candidates if m.is_summary]
+    rest = [m for m in candidates if not m.is_summary]
+    return summaries + _pair_tool_results(rest)
 
 
 def build_request(
@@ -32,6 +36,8 @@ def build_request(
     model: str | None = None,
     turn_params: GenerationParams | None = None,
     tools: tuple[ToolSpec, ...] = (),
+    tool_choice: str | None = None,
+    omit: AbstractSet[str] = frozenset(),
 ) -> Request:
     """The request for the conversation's last user message, in `mode`."""
     params = request_params(conversation, mode, settings, turn_params)
@@ -45,9 +51,10 @@ def build_request(
         )
     return ChatRequest(
         model=model,
-        messages=tuple(chat_history(conversation)),
+        messages=tuple(chat_history(conversation, omit)),
         system=conversation.system,
         tools=tools,
+        tool_choice=tool_choice if tools else None,
         params=params,
     )
 
@@ -59,15 +66,21 @@ def request_params(
     turn_params: GenerationParams | None = None,
 ) -> GenerationParams:
     """Settings' defaults, then the session's parameters, then this turn's (highest wins)."""
+    configured = GenerationParams(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        stop=settings.stop,
+        presence_penalty=settings.presence_penalty,
+        frequency_penalty=settings.frequency_penalty,
+    )
     if mode == "complete":
         # Completion servers default to 16 tokens: a length is always sent.
-        defaults = GenerationParams(max_tokens=settings.max_tokens)
+        length = GenerationParams(max_tokens=settings.max_tokens)
     else:
         json_format = "json_object" if conversation.json_mode else None
-        defaults = GenerationParams(
-            max_tokens=settings.chat_max_tokens, response_format=json_format
-        )
-    params = defaults.merged(conversation.params)
+        length = GenerationParams(max_tokens=settings.chat_max_tokens, response_format=json_format)
+    params = configured.merged(length).merged(conversation.params)
     return params.merged(turn_params) if turn_params else params
 
 

@@ -4,32 +4,41 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from chatrepl.conversation.messages import MODES, Message
+from chatrepl import parameters
+from chatrepl.context.fitting import POLICIES
+from chatrepl.conversation.messages import MODES
 from chatrepl.errors import CommandError
+from chatrepl.repl.attach_commands import file_command, image_command
+from chatrepl.repl.edit_commands import (
+    continue_command,
+    edit_command,
+    fork_command,
+    set_command,
+    undo_command,
+)
+from chatrepl.repl.meter_commands import compact_command, context_command, usage_command
+from chatrepl.repl.preset_commands import (
+    models_command,
+    profile_command,
+    profile_names,
+    role_command,
+    role_names,
+)
+from chatrepl.repl.results import Result, Table
+from chatrepl.repl.search_commands import search_command
 from chatrepl.repl.state import ReplState
+from chatrepl.repl.text_out_commands import (
+    copy_command,
+    export_command,
+    rename_command,
+    save_command,
+)
+from chatrepl.tools.toolbox import Tool, Toolbox
+from chatrepl.ui.safe_text import one_line
 
 LAST_EXCHANGES = 6  # messages shown after /load and --resume
-
-
-@dataclass(frozen=True)
-class Table:
-    """Rows for the app to show as a table."""
-
-    headers: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Result:
-    """What a command hands back for the app to show."""
-
-    message: str | None = None
-    table: Table | None = None
-    transcript: list[Message] = field(default_factory=list)
-    quit: bool = False
-    retry: bool = False  # the app should ask the last user message again
 
 
 Handler = Callable[[ReplState, str], Result]
@@ -46,6 +55,7 @@ class Command:
     args: str = ""
     aliases: tuple[str, ...] = ()
     complete: Completions | None = None
+    complete_path: bool = False  # the argument's words are file paths
 
 
 def _help(state: ReplState, arg: str) -> Result:
@@ -76,10 +86,6 @@ def _model(state: ReplState, arg: str) -> Result:
     if arg:
         conversation.set_model(arg)
     return Result(f"{conversation.mode} model: {conversation.model}")
-
-
-def _models(state: ReplState, arg: str) -> Result:
-    return Result(table=Table(("model",), [(name,) for name in state.models()]))
 
 
 def _backend(state: ReplState, arg: str) -> Result:
@@ -118,31 +124,10 @@ def _new(state: ReplState, arg: str) -> Result:
     return Result("new conversation")
 
 
-def _save(state: ReplState, arg: str) -> Result:
-    conversation, store = state.conversation, state.store
-    old = conversation.name
-    if arg and old and arg != old and store.exists(old):
-        store.save(conversation)
-        store.rename(old, arg)
-        conversation.name = arg
-    elif arg:
-        conversation.name = arg
-        try:
-            store.save(conversation)
-        except Exception:
-            conversation.name = old
-            raise
-    else:
-        store.save(conversation)
-    return Result(f"saved as {conversation.name} ({store.path(conversation.name)})")
-
-
 def _load(state: ReplState, arg: str) -> Result:
     if not arg:
         raise CommandError("usage: /load NAME (see /sessions)")
-    state.save()
-    state.conversation = state.store.load(arg)
-    loaded = state.conversation
+    loaded = state.open(arg)  # refused while another chatrepl has it open
     return Result(
         f"loaded {loaded.name}: {len(loaded.messages)} messages, {loaded.mode} mode",
         transcript=loaded.messages[-LAST_EXCHANGES:],
@@ -150,7 +135,10 @@ def _load(state: ReplState, arg: str) -> Result:
 
 
 def _sessions(state: ReplState, arg: str) -> Result:
-    rows = [(info.name, info.updated, info.summary) for info in state.store.list()]
+    rows = [
+        (one_line(info.name), one_line(info.updated), one_line(info.summary))
+        for info in state.store.list()
+    ]
     if not rows:
         return Result("no saved sessions yet")
     return Result(table=Table(("session", "updated", "contents"), rows))
@@ -159,17 +147,88 @@ def _sessions(state: ReplState, arg: str) -> Result:
 def _history(state: ReplState, arg: str) -> Result:
     if not state.conversation.messages:
         return Result("no messages yet")
-    return Result(transcript=list(state.conversation.messages))
+    return Result(transcript=list(state.conversation.messages), paged=True)
 
 
 def _retry(state: ReplState, arg: str) -> Result:
     if state.conversation.last_user_index() is None:
         raise CommandError("nothing to retry: no message has been sent yet")
-    return Result(retry=True)
+    option, _, model = arg.partition(" ")
+    if arg and (option != "--model" or not model.strip()):
+        raise CommandError("use /retry, or /retry --model NAME")
+    return Result(retry=True, retry_model=model.strip() or None)
 
 
 def _quit(state: ReplState, arg: str) -> Result:
     return Result(quit=True)
+
+
+TOOLS_USAGE = "use /tools, /tools on|off, /tools enable|disable|auto NAME"
+
+
+def _tools(state: ReplState, arg: str) -> Result:
+    toolbox = state.toolbox
+    if toolbox is None:
+        raise CommandError("tools are not available in this run")
+    action, _, name = arg.partition(" ")
+    if action in ("on", "off") and not name:
+        toolbox.active = action == "on"
+    elif action in ("enable", "disable", "auto") and name.strip():
+        _change_tool(toolbox, action, name.strip())
+    elif arg:
+        raise CommandError(TOOLS_USAGE)
+    return _tools_table(state)
+
+
+def _change_tool(toolbox: Toolbox, action: str, name: str) -> None:
+    from chatrepl.errors import ConfigError
+    from chatrepl.tools.setup import enable
+
+    try:
+        enable(toolbox, name)
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
+    if action == "disable":
+        toolbox.enabled.discard(name)
+    elif action == "auto":
+        toolbox.auto.add(name)
+
+
+def _tools_table(state: ReplState) -> Result:
+    toolbox = state.toolbox
+    assert toolbox is not None
+    if toolbox.active:
+        toolbox.load_sources()
+    rows = [
+        (
+            tool.name,
+            tool.source,
+            "yes" if tool.name in toolbox.enabled else "no",
+            _approval(toolbox, tool),
+        )
+        for tool in sorted(toolbox.available.values(), key=lambda t: (t.source, t.name))
+    ]
+    status = f"tools {'on' if toolbox.active else 'off'}"
+    if not state.backend.capabilities.tools:
+        status += f"; the {state.backend.name} backend's model does not support tools"
+    return Result(status, table=Table(("tool", "source", "enabled", "runs"), rows))
+
+
+def _approval(toolbox: Toolbox, tool: Tool) -> str:
+    if tool.safe:
+        return "without asking (read-only)"
+    if toolbox.auto_all or tool.name in toolbox.auto:
+        return "without asking (allowed)"
+    return "after asking" + (" (allow-listed commands without)" if tool.pre_approved else "")
+
+
+def _tool_completions(state: ReplState) -> list[str]:
+    names = sorted(state.toolbox.available) if state.toolbox else []
+    return [
+        "on",
+        "off",
+        *(f"{verb} {name}" for verb in ("enable", "disable", "auto") for name in names),
+    ]
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -184,9 +243,23 @@ COMMANDS: tuple[Command, ...] = (
         _model,
         "show or set the model of the current mode",
         "[NAME]",
-        complete=lambda state: state.models(),
+        complete=lambda state: state.model_completions(),
     ),
-    Command("models", _models, "list the models the server offers"),
+    Command("models", models_command, "list the models the server offers, and the embedded model"),
+    Command(
+        "role",
+        role_command,
+        "use a role: its system prompt, model and parameters (alone: list the roles)",
+        "[NAME]",
+        complete=role_names,
+    ),
+    Command(
+        "profile",
+        profile_command,
+        "switch to another endpoint profile, keeping the conversation (alone: list them)",
+        "[NAME]",
+        complete=profile_names,
+    ),
     Command("backend", _backend, "show the backend and where replies come from"),
     Command(
         "system", _system, "show or set the system prompt (/system clear removes it)", "[TEXT]"
@@ -204,16 +277,96 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "retry",
         _retry,
-        "ask the last message again, in the mode it was sent in (the old reply stays until "
-        "the new one arrives)",
+        "ask the last message again, in the mode it was sent in, optionally with another "
+        "model (the old reply stays until the new one arrives)",
+        "[--model NAME]",
+    ),
+    Command("continue", continue_command, "continue the last reply (cut off or interrupted)"),
+    Command(
+        "edit",
+        edit_command,
+        "edit the last message in $VISUAL/$EDITOR and ask it again (the old reply stays "
+        "until the new one arrives)",
+    ),
+    Command(
+        "fork", fork_command, "copy the conversation into a new session and go on there", "[NAME]"
+    ),
+    Command("undo", undo_command, "remove the last N exchanges (default 1)", "[N]"),
+    Command(
+        "set",
+        set_command,
+        "show the generation parameters; set one, or reset it to the default",
+        "[NAME [VALUE]]",
+        complete=lambda state: list(parameters.BY_NAME),
+    ),
+    Command(
+        "file",
+        file_command,
+        "attach text files to the next message (globs welcome); alone: list them; "
+        "clear: drop them",
+        "[PATH...|clear]",
+        complete=lambda state: ["clear"],
+        complete_path=True,
+    ),
+    Command(
+        "image",
+        image_command,
+        "attach an image (PNG, JPEG, GIF, WebP) to the next message, for vision models",
+        "PATH",
+        complete_path=True,
     ),
     Command("new", _new, "start a new conversation (the current one stays saved)"),
-    Command("save", _save, "save the session, optionally under a new name", "[NAME]"),
+    Command(
+        "save",
+        save_command,
+        "save the session; with a NAME, save a copy under that name and go on in this one",
+        "[NAME]",
+    ),
+    Command("rename", rename_command, "rename this session (and its file)", "NAME"),
     Command(
         "load", _load, "load a saved session", "NAME", complete=lambda state: state.store.names()
     ),
     Command("sessions", _sessions, "list saved sessions"),
-    Command("history", _history, "show this conversation"),
+    Command(
+        "search",
+        search_command,
+        "search every saved session's messages, best matches first (/load NAME opens one)",
+        "TEXT",
+    ),
+    Command(
+        "history", _history, "show this conversation (in a pager when taller than the screen)"
+    ),
+    Command(
+        "copy",
+        copy_command,
+        "copy the last reply, its Nth code block, or its last code block, to the clipboard",
+        "[N|code]",
+        complete=lambda state: ["code"],
+    ),
+    Command(
+        "export",
+        export_command,
+        "write this conversation as Markdown or as session JSON (default NAME.md here; "
+        "an existing file only with --force)",
+        "[md|json] [FILE] [--force]",
+        complete=lambda state: ["md", "json"],
+    ),
+    Command(
+        "context",
+        context_command,
+        "show the context window and what fills it; set the policy or the window",
+        "[summarize|trim|off|window N|window auto]",
+        complete=lambda state: [*POLICIES, "window auto"],
+    ),
+    Command("compact", compact_command, "summarize the conversation so far, now"),
+    Command("usage", usage_command, "tokens, cost and speed of this session, by model"),
+    Command(
+        "tools",
+        _tools,
+        "list tools; turn them on or off, enable, disable or always allow one",
+        "[on|off|enable NAME|disable NAME|auto NAME]",
+        complete=_tool_completions,
+    ),
     Command("quit", _quit, "leave (also /exit, quit, exit, Ctrl-D)", aliases=("exit",)),
 )
 _BY_NAME = {name: c for c in COMMANDS for name in (c.name, *c.aliases)}

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import get_app
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.styles import Style
 
 from chatrepl.errors import ChatReplError
-from chatrepl.repl import commands
+from chatrepl.files import private_file
+from chatrepl.repl import commands, secret_shapes
+from chatrepl.repl.paste import use_linear_paste
+from chatrepl.repl.secret_shapes import looks_like_secret
 from chatrepl.repl.state import ReplState
+from chatrepl.ui.safe_text import sanitize
 
-# Lines that look like API keys are kept out of the history file.
-SECRET = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9]{32,})\b")
+# History entries longer than this (big pastes) are kept neither in the history file nor in
+# memory: the file is read whole at every start, and every keystroke's suggestion scans them.
+MAX_HISTORY_ENTRY = 100_000
 STYLE = Style.from_dict(
     {
         "mode.chat": "ansigreen bold",
@@ -32,11 +39,16 @@ STYLE = Style.from_dict(
 
 
 class SecretFilteringHistory(FileHistory):
-    """A FileHistory that never writes lines that look like secrets."""
+    """A FileHistory that never writes lines that look like secrets, nor keeps huge pastes."""
+
+    def append_string(self, string: str) -> None:
+        """Remember a line, in memory and in the file, unless it is a huge paste."""
+        if len(string) <= MAX_HISTORY_ENTRY:
+            super().append_string(string)
 
     def store_string(self, string: str) -> None:
-        """Append to the file unless the line looks like it holds an API key."""
-        if not SECRET.search(string):
+        """Append to the file unless the line looks like it holds a secret."""
+        if not looks_like_secret(string):
             super().store_string(string)
 
 
@@ -45,6 +57,7 @@ class SlashCompleter(Completer):
 
     def __init__(self, state: ReplState) -> None:
         self.state = state
+        self._offered = ""  # the text a failed turn put back in the line
 
     def get_completions(self, document: Document, event: CompleteEvent) -> Iterable[Completion]:
         """Command names, or argument values from the command's declaration."""
@@ -58,6 +71,8 @@ class SlashCompleter(Completer):
         command = commands.find(name)
         if command and command.complete:
             yield from _matching(self._values(command.complete), arg)
+        if command and command.complete_path:
+            yield from self._paths(arg, event)
 
     def _names(self, prefix: str) -> Iterable[Completion]:
         for command in commands.COMMANDS:
@@ -66,6 +81,16 @@ class SlashCompleter(Completer):
                     yield Completion(
                         f"/{name}", start_position=-len(prefix) - 1, display_meta=command.help
                     )
+
+    def _paths(self, arg: str, event: CompleteEvent) -> Iterable[Completion]:
+        """File paths completing the argument's last word (`~` expanded)."""
+        from prompt_toolkit.completion import PathCompleter
+
+        word = arg.rsplit(" ", 1)[-1]
+        paths = PathCompleter(expanduser=True)
+        for found in paths.get_completions(Document(word, len(word)), event):
+            # A file name is shown safely in the menu: it may hold control characters.
+            yield Completion(found.text, found.start_position, display=sanitize(found.display_text))
 
     def _values(self, complete: commands.Completions) -> list[str]:
         try:
@@ -77,12 +102,25 @@ class SlashCompleter(Completer):
 def _matching(values: list[str], typed: str) -> Iterable[Completion]:
     for value in values:
         if value.startswith(typed):
-            yield Completion(value, start_position=-len(typed))
+            # A model or session name may come from a server: shown safely in the menu.
+            yield Completion(value, start_position=-len(typed), display=sanitize(value))
 
 
-def key_bindings() -> KeyBindings:
-    """Enter sends; Esc Enter (Alt-Enter) inserts a newline."""
+def key_bindings(offered: Callable[[], str] = lambda: "") -> KeyBindings:
+    """Enter sends; Esc Enter (Alt-Enter) inserts a newline. Text offered again after a failed
+    turn (`offered()`) is replaced by the first character typed while it is untouched."""
     bindings = KeyBindings()
+
+    @Condition
+    def untouched_offer() -> bool:
+        buffer = get_app().current_buffer
+        text = offered()
+        return bool(text) and buffer.text == text and buffer.cursor_position == len(text)
+
+    @bindings.add(Keys.Any, filter=untouched_offer)
+    def _replace_offer(event: Any) -> None:
+        event.current_buffer.text = ""
+        event.current_buffer.insert_text(event.data)
 
     @bindings.add("enter")
     def _send(event: Any) -> None:
@@ -93,6 +131,18 @@ def key_bindings() -> KeyBindings:
         event.current_buffer.insert_text("\n")
 
     return bindings
+
+
+def _vi_mode() -> str:
+    """INSERT, NORMAL, REPLACE or VISUAL, as vi shows it."""
+    from prompt_toolkit.application.current import get_app
+    from prompt_toolkit.key_binding.vi_state import InputMode
+
+    app = get_app()
+    if app.current_buffer.selection_state is not None:
+        return "VISUAL"
+    names = {InputMode.NAVIGATION: "NORMAL", InputMode.REPLACE: "REPLACE"}
+    return names.get(app.vi_state.input_mode, "INSERT")
 
 
 class PromptReader:
@@ -106,20 +156,23 @@ class PromptReader:
         output: Any = None,
     ) -> None:
         self.state = state
-        history_path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(history_path)  # 0600: it holds everything typed
         self.session: PromptSession[str] = PromptSession(
             history=SecretFilteringHistory(str(history_path)),
             auto_suggest=AutoSuggestFromHistory(),
             completer=SlashCompleter(state),
             complete_in_thread=True,
-            key_bindings=key_bindings(),
+            key_bindings=key_bindings(lambda: self._offered),
             multiline=True,
             prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
             bottom_toolbar=self._toolbar,
+            vi_mode=state.settings.editing_mode == "vi",
+            enable_open_in_editor=True,  # Ctrl-X Ctrl-E (emacs), v (vi normal mode)
             style=STYLE,
             input=input,
             output=output,
         )
+        use_linear_paste(self.session.input)
 
     def read(self, default: str = "", on_shown: Callable[[], None] | None = None) -> str:
         """One message; raises KeyboardInterrupt on Ctrl-C and EOFError on Ctrl-D.
@@ -127,6 +180,7 @@ class PromptReader:
         on_shown runs once the prompt is on screen, so slow set-up started there (such as
         importing openai in a thread) does not compete with drawing the first prompt.
         """
+        self._offered = default
         if on_shown is None:
             return self.session.prompt(self._message, default=default)
         return self.session.prompt(
@@ -145,6 +199,7 @@ class PromptReader:
         def once(_: object) -> None:
             event.remove_handler(once)
             callback()
+            secret_shapes.prepare()
 
         event.add_handler(once)
 
@@ -163,4 +218,10 @@ class PromptReader:
             parts.append(f"suffix {conversation.suffix!r}")
         if conversation.json_mode and conversation.mode == "chat":
             parts.append("JSON")
-        return " · ".join(parts) + " · /help · Esc Enter: newline"
+        if self.state.pending:
+            parts.append(f"{len(self.state.pending)} attached (/file)")
+        if self.state.meter_text:
+            parts.append(self.state.meter_text)
+        if self.state.settings.editing_mode == "vi":
+            parts.insert(0, _vi_mode())
+        return sanitize(" · ".join(parts)) + " · /help · Esc Enter: newline"

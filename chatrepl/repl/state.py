@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from chatrepl.backends.base import Backend
-from chatrepl.config import Settings
+from chatrepl.config import Settings, request_log_path
+from chatrepl.context.fitting import ContextKeeper
+from chatrepl.context.meter import Meter, money
+from chatrepl.context.request_log import RequestLog, RequestObserver
 from chatrepl.conversation.conversation import Conversation
+from chatrepl.conversation.messages import Attachment
 from chatrepl.conversation.store import SessionStore
 from chatrepl.engine.turn import TurnRunner
+from chatrepl.tools.toolbox import Toolbox
 
 
 @dataclass
@@ -21,16 +28,123 @@ class ReplState:
     settings: Settings
     backend: Backend
     model_cache: list[str] | None = field(default=None, repr=False)
+    toolbox: Toolbox | None = field(default=None, repr=False)
+    notify: Callable[[str], None] = field(default=print, repr=False)  # one dim line
+    meter: Meter = field(init=False, repr=False)
+    meter_text: str = ""  # the toolbar's context use and session cost, as of the last turn
+    observer: RequestObserver | None = field(default=None, repr=False)  # the request log
+    pending: list[Attachment] = field(default_factory=list)  # /file, /image: for the next message
+    _keeper: ContextKeeper | None = field(default=None, repr=False)
+    _models: Future[list[str]] | None = field(default=None, repr=False)
+    role: str | None = None  # the role chosen with -R or /role
+
+    def __post_init__(self) -> None:
+        self.role = self.role or self.settings.role
+        self._watch_backend()
+
+    def _watch_backend(self) -> None:
+        self.meter = Meter(self.settings, free=self.backend.capabilities.embedded)
+        self.observer = None
+        if self.settings.log:
+            log = RequestLog(request_log_path(), bodies=self.settings.log_bodies)
+            self.observer = RequestObserver(log, self.backend, self.meter.cost_of)
+
+    def fetch_models_in_background(self) -> None:
+        """Start fetching the backend's model list, once per run (and per backend)."""
+        if self._models is not None:
+            return
+        future: Future[list[str]] = Future()
+        self._models = future
+        if self.model_cache is not None:
+            future.set_result(self.model_cache)
+            return
+        threading.Thread(target=self._fetch_models, args=(future,), daemon=True).start()
+
+    def _fetch_models(self, future: Future[list[str]]) -> None:
+        try:
+            names = self.backend.list_models()
+        except BaseException as error:  # shown by /models; completion just offers nothing
+            future.set_exception(error)
+        else:
+            self.model_cache = names
+            future.set_result(names)
 
     def models(self) -> list[str]:
-        """The backend's models, fetched once per run and cached."""
-        if self.model_cache is None:
-            self.model_cache = self.backend.list_models()
-        return self.model_cache
+        """The backend's models, fetched once per run and cached (waits for the fetch; a
+        failed fetch is tried again next time)."""
+        self.fetch_models_in_background()
+        future = self._models
+        assert future is not None
+        try:
+            return future.result()
+        except BaseException:
+            self._models = None
+            raise
+
+    def model_completions(self) -> list[str]:
+        """The models fetched so far, without waiting: none while the fetch is under way."""
+        self.fetch_models_in_background()
+        future = self._models
+        if future is None or not future.done() or future.exception() is not None:
+            return []
+        return future.result()
+
+    def switch_backend(self, settings: Settings, backend: Backend) -> None:
+        """Go on with another backend (`/profile`): the conversation keeps its messages."""
+        old, models = self.backend, (self.settings.model, self.settings.completion_model)
+        backend.on_notice = old.on_notice
+        self.settings, self.backend = settings, backend
+        self.model_cache, self._models = None, None
+        self._watch_backend()
+        conversation = self.conversation
+        changed = models != (settings.model, settings.completion_model)
+        if changed or backend.name != conversation.backend:  # the old models are the old server's
+            conversation.chat_model = backend.default_model("chat")
+            conversation.completion_model = backend.default_model("complete")
+        conversation.backend = backend.name
+        close = getattr(old, "close", None)  # the embedded model's worker process
+        if callable(close):
+            close()
+        backend.prepare()
 
     def runner(self, checkpoint: Callable[[], None] | None = None) -> TurnRunner:
         """Runs turns of the current conversation."""
-        return TurnRunner(self.conversation, self.backend, self.settings, checkpoint=checkpoint)
+        tools = self.toolbox if self.backend.capabilities.tools else None
+        return TurnRunner(
+            self.conversation,
+            self.backend,
+            self.settings,
+            tools=tools,
+            max_steps=self.settings.tool_steps,
+            checkpoint=checkpoint,
+            context=self.context(),
+            observe=self.observer,
+        )
+
+    def context(self) -> ContextKeeper:
+        """The context keeper of the current conversation (a new one after /new or /load)."""
+        keeper = self._keeper
+        if (
+            keeper is None
+            or keeper.conversation is not self.conversation
+            or keeper.backend is not self.backend
+        ):
+            self._keeper = ContextKeeper(
+                self.conversation, self.backend, self.settings, self.notify, observe=self.observer
+            )
+        return self._keeper
+
+    def refresh_meter(self) -> None:
+        """Recount what the toolbar shows: context used and the session's cost."""
+        parts = []
+        budget = self.context().budget()
+        if budget.window.tokens:
+            tilde = "" if budget.exact else "~"
+            parts.append(f"context {tilde}{budget.used / budget.window.tokens:.0%}")
+        total, complete = self.meter.session_cost(self.conversation)
+        if total or (complete and any(m.usage for m in self.conversation.messages)):
+            parts.append(money(total) + ("" if complete else "+"))
+        self.meter_text = " · ".join(parts)
 
     def save(self) -> None:
         """Autosave the conversation once it has messages; a session emptied by a failed first
@@ -41,9 +155,22 @@ class ReplState:
         elif conversation.name:
             self.store.discard_if_unused(conversation)
 
+    def open(self, name: str) -> Conversation:
+        """Switch to a saved session: this one is saved first, that one locked (SessionBusy when
+        another chatrepl has it open), then this one's lock let go."""
+        self.save()
+        previous = self.conversation.name
+        self.conversation = self.store.load(name)
+        if previous != self.conversation.name:
+            self.store.release(previous)
+        return self.conversation
+
     def new_conversation(self) -> Conversation:
-        """A fresh conversation with the current one's mode, models and prompts."""
+        """A fresh conversation with the current one's mode, models and prompts; the current one
+        is saved and its lock let go."""
         old = self.conversation
+        self.save()
+        self.store.release(old.name)
         self.conversation = Conversation(
             mode=old.mode,
             chat_model=old.chat_model,
@@ -55,3 +182,7 @@ class ReplState:
             params=old.params,
         )
         return self.conversation
+
+    def close(self) -> None:
+        """Let go of every session this REPL holds (at exit)."""
+        self.store.close()

@@ -2,7 +2,9 @@
 
 Only the last top-level Markdown block can still change, so every earlier block is printed to
 scrollback exactly once and the last one is drawn in a rich ``Live`` cropped to the screen. When
-the output is not a terminal (or Markdown is off) the text is written as it arrives.
+the output is not a terminal (or Markdown is off) the text is written as it arrives. Either way a
+reply is untrusted: its control characters are shown as text (``safe_text``), unless the caller
+asks for its bytes unchanged (``raw``, for output that is data for another program).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from rich.live import Live
 from rich.segment import Segment
 
+from chatrepl.ui.markdown_links import show_link_targets
+from chatrepl.ui.safe_text import StreamSanitizer, sanitize_markdown
 from chatrepl.ui.terminal import interrupts_deferred
 
 if TYPE_CHECKING:
@@ -69,12 +73,54 @@ class StreamRenderer(Protocol):
 
 
 def make_renderer(
-    console: Console, markdown: bool = True, code_theme: str = "monokai"
+    console: Console,
+    markdown: bool = True,
+    code_theme: str = "monokai",
+    raw: bool = False,
+    code: str | None = None,
 ) -> StreamRenderer:
-    """Incremental Markdown renderer when markdown and console.is_terminal; otherwise plain text."""
+    """Incremental Markdown renderer when markdown and console.is_terminal; otherwise plain text.
+
+    raw (plain text only) writes the reply's characters unchanged, control characters included.
+    code (a language, e.g. "json") shows the whole reply as a highlighted code block.
+    """
     if markdown and console.is_terminal:
-        return MarkdownStreamRenderer(console, code_theme=code_theme)
-    return PlainRenderer(console)
+        renderer = MarkdownStreamRenderer(console, code_theme=code_theme)
+        return FencedRenderer(renderer, code) if code else renderer
+    return PlainRenderer(console, raw=raw)
+
+
+class FencedRenderer:
+    """Feeds a Markdown renderer the reply inside a code fence (a JSON reply stays JSON, laid
+    out and highlighted, instead of becoming one Markdown paragraph)."""
+
+    def __init__(self, inner: MarkdownStreamRenderer, language: str) -> None:
+        self._inner = inner
+        self._language = language
+        self._fence = ""  # opened with the first text; long enough for any fence inside
+        self._seen: list[str] = []
+
+    def feed(self, text: str) -> None:
+        """Open the fence at the first text, then pass text on."""
+        if not self._fence:
+            self._fence = "````````"
+            self._inner.feed(f"{self._fence}{self._language}\n")
+        self._seen.append(text)
+        self._inner.feed(text)
+
+    def close(self) -> None:
+        """Close the fence, then the renderer."""
+        if self._fence:
+            ending = "" if "".join(self._seen[-1:]).endswith("\n") else "\n"
+            self._inner.feed(f"{ending}{self._fence}\n")
+            self._fence = ""
+        self._inner.close()
+
+    def __enter__(self) -> FencedRenderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class _Closing:
@@ -96,17 +142,27 @@ class _Closing:
 
 
 class PlainRenderer(_Closing):
-    """Writes the reply exactly as it arrives: no markup, no escape codes, no buffering."""
+    """Writes the reply as it arrives: no markup, no buffering, control characters shown as text.
 
-    def __init__(self, console: Console) -> None:
+    With raw, the reply's characters go out unchanged (for output that is another program's input).
+    """
+
+    def __init__(self, console: Console, raw: bool = False) -> None:
         self._console = console
+        self._sanitizer = None if raw else StreamSanitizer()
+        # In a terminal, lines break between words (the terminal itself would cut a word).
+        self._wrap = WordWrap(console.width) if console.is_terminal and not raw else None
         self._last = ""
         self._closed = False
 
     def feed(self, text: str) -> None:
-        """Write text as received and flush it."""
+        """Write text as received (a word as soon as it is whole, in a terminal) and flush it."""
         if self._closed:
             raise RuntimeError("feed() after close()")
+        if self._sanitizer is not None:
+            text = self._sanitizer.feed(text)
+        if self._wrap is not None:
+            text = self._wrap.feed(text)
         if text:
             self._write(text)
 
@@ -115,6 +171,11 @@ class PlainRenderer(_Closing):
         if self._closed:
             return
         self._closed = True
+        held_back = self._sanitizer.flush() if self._sanitizer is not None else ""
+        if self._wrap is not None:
+            held_back = self._wrap.feed(held_back) + self._wrap.flush()
+        if held_back:
+            self._write(held_back)
         if self._last not in ("", "\n"):
             self._write("\n")
 
@@ -123,6 +184,55 @@ class PlainRenderer(_Closing):
         file.write(text)
         file.flush()
         self._last = text[-1]
+
+
+class WordWrap:
+    """Breaks streamed text into lines between words at a width; a word longer than a line is
+    left for the terminal to fold. The word being typed is held until it is whole."""
+
+    def __init__(self, width: int) -> None:
+        self.width = max(width, 10)
+        self.column = 0
+        self.word: list[str] = []
+
+    def feed(self, text: str) -> str:
+        """What can be written of `text` now."""
+        out: list[str] = []
+        for char in text:
+            if char in " \t\n":
+                out.append(self._word())
+                out.append(self._space(char))
+            else:
+                self.word.append(char)
+        return "".join(out)
+
+    def flush(self) -> str:
+        """The last word, at the end of the text."""
+        return self._word()
+
+    def _word(self) -> str:
+        from rich.cells import cell_len
+
+        word, self.word = "".join(self.word), []
+        if not word:
+            return ""
+        size = cell_len(word)
+        prefix = ""
+        if self.column and self.column + size > self.width:
+            prefix, self.column = "\n", 0
+        self.column = (self.column + size) % self.width if size > self.width else self.column + size
+        return prefix + word
+
+    def _space(self, char: str) -> str:
+        if char == "\n":
+            self.column = 0
+            return char
+        width = 8 - self.column % 8 if char == "\t" else 1
+        if self.column + width >= self.width:  # no space at a line's end: the next line begins
+            self.column = 0
+            return "\n"
+        self.column += width
+        return char
 
 
 class _Blocks:
@@ -142,7 +252,7 @@ class _Blocks:
     def parse(self, text: str, refs: _Refs) -> tuple[list[Token], _Refs]:
         """Tokens for text, resolving links against refs; also refs plus those text defines."""
         env: dict[str, Any] = {"references": dict(refs)}
-        tokens = self._parser.parse(text, env)
+        tokens = show_link_targets(self._parser.parse(text, env))
         return tokens, env["references"]
 
     def renderable(self, tokens: list[Token], blank_line: bool) -> Markdown:
@@ -202,7 +312,7 @@ class MarkdownStreamRenderer(_Closing):
         """Take the next chunk of the reply; print the blocks it finishes."""
         if self._closed:
             raise RuntimeError("feed() after close()")
-        text = self._normalize(text)
+        text = sanitize_markdown(self._normalize(text))
         if not text:
             return
         pending = self._pending

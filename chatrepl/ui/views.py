@@ -1,32 +1,81 @@
-"""How results look: status lines, errors, tables, transcripts and reply footers (rich)."""
+"""How results look: status lines, errors, tables, transcripts and reply footers (rich).
+
+Everything shown here may come from the network or a file (a server's error message, a model or
+session name, a message), so every text is made safe for the terminal first (``safe_text``).
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from chatrepl.context.meter import reply_meter
 from chatrepl.conversation.messages import Message
+from chatrepl.conversation.search_index import Excerpt, Hit
 from chatrepl.engine.turn import Sink, TurnOutcome
+from chatrepl.ui.markdown_links import show_link_targets
+from chatrepl.ui.safe_text import StreamSanitizer, sanitize, sanitize_markdown
+
+# A longer message is written as plain text, straight to the output: rich's Markdown and line
+# wrapping take seconds per megabyte, which made showing a 50 MB message take minutes.
+RICH_MAX_CHARS = 65_536
+# A terminal is shown only the beginning of such a message, with a note saying how to see it all.
+TERMINAL_MAX_CHARS = 262_144
+_PIECE = 1 << 20  # characters sanitized and written at a time
 
 
 def error(console: Console, message: str) -> None:
     """One red line."""
-    console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    console.print(Text(f"error: {sanitize(message)}", style="bold red"), soft_wrap=True)
 
 
 def info(console: Console, message: str) -> None:
     """One dim status line."""
-    console.print(Text(message, style="dim"), soft_wrap=True)
+    console.print(Text(sanitize(message), style="dim"), soft_wrap=True)
 
 
-def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> RichTable:
-    """A rich table of plain-text cells."""
+def warning(console: Console, message: str) -> None:
+    """One yellow line."""
+    console.print(Text(sanitize(message), style="yellow"), soft_wrap=True)
+
+
+def tool_line(console: Console, message: str) -> None:
+    """One line about a tool call (its name and arguments come from the model: untrusted)."""
+    console.print(Text(sanitize(message), style="magenta"), soft_wrap=True)
+
+
+def table(headers: tuple[str, ...], rows: list[tuple[str | Excerpt, ...]]) -> RichTable:
+    """A rich table of plain-text cells (an excerpt's matches highlighted)."""
     rendered = RichTable(*headers, box=None, header_style="bold", pad_edge=False)
     for row in rows:
-        rendered.add_row(*(escape(cell) for cell in row))
+        rendered.add_row(*(_cell(cell) for cell in row))
     return rendered
+
+
+def _cell(cell: str | Excerpt) -> Text:
+    """A cell made safe for the terminal."""
+    if not isinstance(cell, Excerpt):
+        return Text(sanitize(cell))
+    text, done = Text(), 0
+    for start, end in cell.marks:
+        text.append(sanitize(cell.text[done:start]))
+        text.append(sanitize(cell.text[start:end]), style=MATCH_STYLE)
+        done = end
+    text.append(sanitize(cell.text[done:]))
+    return text
+
+
+MATCH_STYLE = "bold yellow"
+SEARCH_HEADERS = ("session", "date", "matches", "best match")
+
+
+def search_row(hit: Hit) -> tuple[str | Excerpt, ...]:
+    """A search result as a table row: session, date of its best match, count, matching line."""
+    return (hit.session, hit.date, str(hit.matches), hit.line)
 
 
 _LABEL_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold magenta"}
@@ -34,18 +83,66 @@ _LABEL_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold m
 
 def transcript(console: Console, messages: list[Message], code_theme: str = "monokai") -> None:
     """Messages as a readable exchange: labels, Markdown for chat replies, tool calls in a line."""
+    for message in messages:
+        label = sanitize(message_label(message))
+        console.print(Text(label, style=_LABEL_STYLES.get(message.role, "bold")))
+        for item in message.attachments:
+            size = f"{item.media_type} image" if item.is_image else f"{len(item.text)} characters"
+            attached = f"[attached {sanitize(item.name)}: {sanitize(size)}]"
+            console.print(Text(attached, "dim"))
+        if message.content:
+            _content(console, message, code_theme)
+        for call in message.tool_calls:
+            line = sanitize(f"tool {call.name}({call.arguments})")
+            console.print(Text(line, style="magenta"))
+
+
+def _content(console: Console, message: Message, code_theme: str) -> None:
+    """A message's text: Markdown for a chat reply, plain otherwise or when it is very long."""
+    content = message.content
+    if len(content) > RICH_MAX_CHARS:
+        _long_content(console, content)
+    elif message.role == "assistant" and message.mode == "chat":
+        console.print(markdown(content, code_theme))
+    else:
+        console.print(Text(sanitize(content)))
+
+
+def markdown(text: str, code_theme: str = "monokai") -> Any:
+    """rich Markdown of untrusted text: made safe, links showing their targets."""
     from rich.markdown import Markdown
 
-    for message in messages:
-        console.print(Text(message_label(message), style=_LABEL_STYLES.get(message.role, "bold")))
-        for item in message.attachments:
-            console.print(Text(f"[attached {item.name}: {len(item.text)} characters]", "dim"))
-        if message.role == "assistant" and message.mode == "chat" and message.content:
-            console.print(Markdown(message.content, code_theme=code_theme))
-        elif message.content:
-            console.print(Text(message.content))
-        for call in message.tool_calls:
-            console.print(Text(f"tool {call.name}({call.arguments})", style="magenta"))
+    rendered = Markdown(sanitize_markdown(text), code_theme=code_theme)
+    show_link_targets(rendered.parsed)
+    return rendered
+
+
+def _long_content(console: Console, content: str) -> None:
+    """A very long text, in linear time; a terminal gets its beginning and a note."""
+    info(console, f"({len(content):,} characters: shown as plain text)")
+    shown = len(content)
+    if console.is_terminal:
+        shown = min(shown, TERMINAL_MAX_CHARS)
+    write_safely(console, content, shown)
+    if shown < len(content):
+        info(
+            console,
+            f"(cut here: {len(content) - shown:,} more characters are in the session; "
+            "`chatrepl sessions show NAME > FILE` writes them all)",
+        )
+
+
+def write_safely(console: Console, text: str, length: int | None = None) -> None:
+    """Write text[:length] to the console's file made safe, piece by piece, ending the line."""
+    length = len(text) if length is None else length
+    sanitizer = StreamSanitizer()
+    file = console.file
+    for start in range(0, length, _PIECE):
+        file.write(sanitizer.feed(text[start : min(start + _PIECE, length)]))
+    held_back = sanitizer.flush()
+    ends_line = text[length - 1 : length] == "\n" and not held_back
+    file.write(held_back if ends_line else held_back + "\n")
+    file.flush()
 
 
 def message_label(message: Message) -> str:
@@ -62,16 +159,16 @@ def message_label(message: Message) -> str:
     return " · ".join(parts)
 
 
-def turn_footer(console: Console, outcome: TurnOutcome) -> None:
+def turn_footer(console: Console, outcome: TurnOutcome, cost: Decimal | None = None) -> None:
     """What to say after a turn: the reply's footer, and whether the tool loop was cut off."""
     if outcome.step_limit_reached:
-        console.print(Text("stopped: the tool-call step limit was reached", style="yellow"))
+        warning(console, "stopped: the tool-call step limit was reached (tool_steps)")
     if outcome.started:
-        reply_footer(console, outcome.reply)
+        reply_footer(console, outcome.reply, cost)
 
 
-def reply_footer(console: Console, reply: Message) -> None:
-    """Usage when the server reported it; a warning when the reply was cut off."""
+def reply_footer(console: Console, reply: Message, cost: Decimal | None = None) -> None:
+    """The meter (tokens, cost, speed); a warning when the reply was cut off."""
     if reply.interrupted:
         info(console, "(interrupted: the partial reply is kept)")
     if reply.finish_reason == "length":
@@ -81,13 +178,9 @@ def reply_footer(console: Console, reply: Message) -> None:
                 style="yellow",
             )
         )
-    if reply.usage:
-        usage = reply.usage
-        info(
-            console,
-            f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion "
-            f"= {usage.total_tokens} tokens",
-        )
+    line = reply_meter(reply, cost)
+    if line:
+        info(console, line)
 
 
 class Waiting:
@@ -96,7 +189,7 @@ class Waiting:
     def __init__(self, console: Console, sink: Sink, model: str) -> None:
         self._sink = sink
         self._status = (
-            console.status(Text(f"waiting for {model}…", style="dim"), spinner="dots")
+            console.status(Text(f"waiting for {sanitize(model)}…", style="dim"), spinner="dots")
             if console.is_terminal
             else None
         )
@@ -107,14 +200,15 @@ class Waiting:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop()
+        self.stop()
 
     def feed(self, text: str) -> None:
         """Stop the spinner (once) and hand the text on."""
-        self._stop()
+        self.stop()
         self._sink.feed(text)
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """Take the spinner off the screen (something else is about to be printed)."""
         if self._status is not None:
             self._status.stop()
             self._status = None

@@ -1,0 +1,1 @@
+"""Context management: counting tokens, the window, fitting a conversation into it, cost."""
