@@ -83,10 +83,15 @@ NOTES = """\
   on a build without AMX is the default one); chatrepl is one turn through the engine
   (`TurnRunner.take`) and the Markdown renderer into a 100×40 terminal sink, in-process and
   through the worker process. Tokens per second are over the whole request (prompt evaluation
-  included), medians of interleaved rounds after a warm-up round; each share is the median of
-  the per-round ratios. The cold first token runs in a new process per sample: build the
-  backend, `prepare()`, ask at once, until the first text (llama_cpp's import and the model's
-  load included; for the worker, also the interpreter it starts).
+  included), in interleaved rounds after a warm-up round; shares compare each configuration's
+  fastest round (a busy machine only ever slows a run down; the medians are shown beside). The
+  terminal rows run the installed `chatrepl` in a 100×40 pseudo-terminal with
+  `embedded_isolation` set in a fresh `CHATREPL_HOME`, send `Hi.` the moment the prompt shows
+  (so llama_cpp's import and the model's load, and for the worker the interpreter it starts,
+  are still under way) and time Enter to the first text of the reply (the first redraw of the
+  live tail), in interleaved rounds; the target compares the fastest rounds. CPU per token
+  adds up the CPU time of chatrepl's process and, for the worker, the worker's (from
+  `/proc/PID/stat`): it shows what each configuration costs where wall times are noisy.
 - **Token counting** (`bench/tokens_bench.py`, also runnable alone): the 5,000-message session
   of the sessions section (1.58 MB of text), counted by a counter with an empty cache (the
   encoding already loaded: its one-off load is its own row, timed in fresh processes), then

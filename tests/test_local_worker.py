@@ -88,10 +88,10 @@ def children(pid: int) -> list[int]:
 
 
 def spawned_worker(pid: int) -> int:
-    """The embedded model's worker among `pid`'s children (not the resource tracker)."""
+    """The embedded model's worker among `pid`'s children."""
     for child in children(pid):
         command = Path(f"/proc/{child}/cmdline").read_bytes()
-        if b"spawn_main" in command:
+        if b"chatrepl.backends.local_worker" in command:
             return child
     raise AssertionError(f"no worker process under {pid}")
 
@@ -123,9 +123,15 @@ def test_what_crosses_the_pipe_pickles() -> None:
     assert [pickle.loads(pickle.dumps(item)) for item in sent] == sent
 
 
-def test_the_registry_isolates_the_embedded_model_unless_told_not_to() -> None:
+def test_the_registry_isolates_the_embedded_model_and_starts_its_worker_at_once() -> None:
     path = str(default_model_path())
-    assert isinstance(build_backend(Settings(backend="local", model_path=path)), LocalWorkerBackend)
+    backend = build_backend(Settings(backend="local", model_path=path))
+    assert isinstance(backend, LocalWorkerBackend)
+    deadline = time.monotonic() + 10
+    while backend.worker_pid is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backend.worker_pid is not None  # loading before anything is asked
+    backend.close()
     in_process = Settings(backend="local", model_path=path, embedded_isolation=False)
     assert isinstance(build_backend(in_process), LocalBackend)
 

@@ -125,12 +125,19 @@ def test_ask_session_summarizes_and_keeps_the_file_whole(chatrepl_env) -> None:
 
 
 def test_a_servers_reported_window_is_used(chatrepl_env) -> None:
-    chatrepl_env.server.model_extras["gpt-4o-mini"] = {"max_model_len": 4096}
-    output = run_repl(lines("/context")).output
-    assert "window: 4,096 tokens (the server's metadata for gpt-4o-mini)" in output
-    chatrepl_env.server.model_extras["gpt-4o-mini"] = {"meta": {"n_ctx_train": 8192}}
-    output = run_repl(lines("/context")).output
-    assert "window: 8,192 tokens (the server's metadata for gpt-4o-mini)" in output
+    server, flags = chatrepl_env.server, {"model": "test-model"}  # unknown to the price data
+    server.model_extras["test-model"] = {"max_model_len": 4096}
+    output = run_repl(lines("/context"), flags=flags).output
+    assert "window: 4,096 tokens (the server's metadata for test-model)" in output
+    server.model_extras["test-model"] = {"meta": {"n_ctx_train": 8192}}
+    output = run_repl(lines("/context"), flags=flags).output
+    assert "window: 8,192 tokens (the server's metadata for test-model)" in output
+
+
+def test_a_short_ask_looks_nothing_up(chatrepl_env) -> None:
+    result = CliRunner().invoke(app, ["ask", "hi"])
+    assert result.exit_code == 0
+    assert [r.path for r in chatrepl_env.server.requests] == ["/v1/chat/completions"]
 
 
 def test_without_metadata_the_published_window_is_used(chatrepl_env) -> None:

@@ -2,28 +2,35 @@
 
 llama.cpp is C++: a miscompiled kernel (see amx_guard.py) or a bad GGUF file can end the process
 with a signal, which no `except` can catch. `LocalWorkerBackend` runs `LocalBackend` in a child
-process started with multiprocessing's "spawn" context (a fresh interpreter: nothing is forked
-from a process that has threads) and talks to it over a `Pipe` of small picklable messages:
+process and talks to it over a multiprocessing `Pipe` of small picklable messages:
 
-    parent -> worker   ("stream" | "respond", id, request)   ("call", id, (method, arguments))
-                       ("cancel", id, None)
+    parent -> worker   the ModelSpec, then ("stream" | "respond", id, request)
+                       ("call", id, (method, arguments))   ("cancel", id, None)
     worker -> parent   ("delta", id, delta)   ("end", id, None)   ("reply", id, result)
                        ("error", id, message)
 
+The child is a fresh interpreter, started as multiprocessing's "spawn" starts one (fork and
+exec: nothing is forked from a process that has threads, and it gets chatrepl's `sys.path`),
+but by `subprocess`: "spawn" also starts multiprocessing's resource-tracker process, a third
+interpreter that delayed the first token by about 0.5 s on a busy 2-core machine, for
+semaphores the worker never uses.
+
 When the worker dies, the parent reads end-of-file and raises one BackendError naming the
 signal; the next request starts a fresh worker. The worker never sees Ctrl-C (SIGINT is blocked
-while it is spawned, and the mask is inherited), prints nothing (its stdout and stderr are
-/dev/null) and exits as soon as the parent's end of the pipe closes, so it never outlives
-chatrepl.
+while it is started, the mask is inherited, and it then ignores SIGINT), prints nothing (its
+stdout and stderr are /dev/null) and exits as soon as the parent's end of the pipe closes, so
+it never outlives chatrepl; when chatrepl exits normally it is ended at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import signal
+import subprocess
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +50,11 @@ STALE_REQUEST_WAIT = 1.0
 STOP_WAIT = 1.0
 
 Message = tuple[str, int, Any]
+# The worker's command: chatrepl's sys.path (as "spawn" passes it on), then main().
+BOOT = (
+    "import sys; sys.path[:] = sys.argv[2:]; "
+    "from chatrepl.backends.local_worker import main; main()"
+)
 FORWARDED = ("count_tokens", "chat_overhead")  # LocalBackend methods reachable by "call"
 
 
@@ -169,25 +181,27 @@ class Worker:
     """One worker process and the parent's end of its pipe."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        import multiprocessing  # ~20 ms: imported here, in prepare()'s thread, not at start-up
-        from multiprocessing import resource_tracker
+        from multiprocessing.connection import Pipe  # ~15 ms: in prepare()'s thread
 
-        context = multiprocessing.get_context("spawn")
-        self.connection, child_end = context.Pipe()
-        self.process = context.Process(
-            target=serve, args=(child_end, spec), name="chatrepl-embedded-model", daemon=True
-        )
-        resource_tracker.ensure_running()  # starting it unblocks SIGINT: do that first
+        self.connection, child_end = Pipe()
         with interrupts_blocked():
-            self.process.start()
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", BOOT, str(child_end.fileno()), *sys.path],
+                pass_fds=[child_end.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # native code must not write over the REPL
+                stderr=subprocess.DEVNULL,
+            )
         child_end.close()
+        self._finalizer = weakref.finalize(self, _end_process, self.process, self.connection)
+        self.connection.send(spec)
         self.unfinished: int | None = None  # the request whose last message is still to come
         self.broken = False
 
     @property
     def alive(self) -> bool:
         """Whether the worker can take a request."""
-        return not self.broken and self.process.is_alive()
+        return not self.broken and self.process.poll() is None
 
     def send(self, message: Message) -> None:
         """Send a request; a dead worker is reported as the crash it was."""
@@ -239,10 +253,9 @@ class Worker:
         """Close the pipe (the worker exits on end-of-file); kill it if it has not after `wait`."""
         self.broken = True
         self.connection.close()
-        self.process.join(wait)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(wait)
+        self._finalizer()
 
     def _receive(self) -> Message:
         try:
@@ -253,8 +266,9 @@ class Worker:
     def _crashed(self) -> BackendError:
         """The worker is gone: one line saying how it ended."""
         self.broken = True
-        self.process.join(STOP_WAIT)
-        return BackendError(CRASHED.format(cause=exit_cause(self.process.exitcode)))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(STOP_WAIT)
+        return BackendError(CRASHED.format(cause=exit_cause(self.process.returncode)))
 
 
 def exit_cause(exitcode: int | None) -> str:
@@ -277,10 +291,25 @@ def interrupts_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _end_process(process: subprocess.Popen[bytes], connection: Connection) -> None:
+    """Close the pipe and make sure the worker is gone (also when chatrepl exits)."""
+    connection.close()
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def main() -> None:
+    """The worker process's entry (see BOOT): the pipe's file descriptor is its first argument."""
+    from multiprocessing.connection import Connection
+
+    connection = Connection(int(sys.argv[1]))
+    serve(connection, connection.recv())
+
+
 def serve(connection: Connection, spec: ModelSpec) -> None:
     """The worker's main: load the model, then answer requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _silence_output()
     backend = spec.backend()
     backend.prepare()
     try:
@@ -353,11 +382,3 @@ def _error_line(error: Exception) -> str:
     if isinstance(error, BackendError):
         return str(error)
     return f"the embedded model failed: {type(error).__name__}: {error}"
-
-
-def _silence_output() -> None:
-    """Point fds 1 and 2 at /dev/null: native code must not write over the REPL."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)

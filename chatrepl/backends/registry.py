@@ -56,13 +56,13 @@ def _build_local(settings: Settings) -> Backend:
     path = Path(settings.model_path).expanduser() if settings.model_path else default_model_path()
     if path is None:
         raise ConfigError(NO_EMBEDDED_MODEL)
-    kind = LocalWorkerBackend if settings.embedded_isolation else LocalBackend
-    return kind(
-        path,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        n_threads_batch=settings.n_threads_batch,
-    )
+    arguments = (path, settings.n_ctx, settings.n_threads, settings.n_threads_batch)
+    if not settings.embedded_isolation:
+        return LocalBackend(*arguments)
+    backend = LocalWorkerBackend(*arguments)
+    # Its own process: starting it now costs chatrepl little and hides its interpreter's start.
+    backend.prepare()
+    return backend
 
 
 # In order of preference for the automatic choice.

@@ -1,7 +1,8 @@
 """The `chatrepl` console script.
 
 Plain `chatrepl` (no arguments, the most common start) opens the REPL without importing typer:
-the prompt is on screen ~35 ms sooner. Everything else goes through the typer app in cli.py.
+the prompt is on screen ~35 ms sooner; `chatrepl --version` answers without it too. Everything
+else goes through the typer app in cli/typer_app.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import sys
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:] == ["--version"]:
+        from chatrepl import __version__
+
+        print(f"chatrepl {__version__}")
+        return
     if len(sys.argv) > 1:
         sys.exit(run_cli())
     from chatrepl.cli.build import open_repl

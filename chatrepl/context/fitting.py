@@ -17,7 +17,7 @@ from chatrepl.config import Settings
 from chatrepl.context import summary
 from chatrepl.context.summary import Observe
 from chatrepl.context.tokens import Count, TokenCounter, counter_for
-from chatrepl.context.window import Window, context_window
+from chatrepl.context.window import Window, context_window, set_window
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import GenerationParams, Message, Usage
 from chatrepl.errors import ChatReplError
@@ -25,6 +25,8 @@ from chatrepl.errors import ChatReplError
 POLICIES = ("summarize", "trim", "off")
 KEEP_FRACTION = 0.4  # after a summary, the recent exchanges kept whole fill at most this much
 SUMMARY_TOKENS = 600  # the longest summary asked for (less on small windows)
+# No remote chat model has a smaller window (the embedded one's is known without a lookup).
+SMALLEST_REMOTE_WINDOW = 4096
 
 
 class ContextError(ChatReplError):
@@ -101,11 +103,13 @@ class ContextKeeper:
         """Before a turn: summarize the oldest exchanges if the history with `pending` (the new
         message) would fill the window past the threshold. Committed at once: the summary is
         kept even if the turn that follows fails."""
-        window = self.window()
-        if self.policy != "summarize" or window.tokens is None:
+        if self.policy != "summarize":
+            return
+        history = [*self._history(), *pending]
+        window = self._window_for(history)
+        if window.tokens is None:
             return
         budget = window.tokens - self.reserve(window.tokens, params)
-        history = [*self._history(), *pending]
         if self._count(history).tokens <= self.settings.summarize_at * budget:
             return
         try:
@@ -123,11 +127,14 @@ class ContextKeeper:
     def fit(self, params: GenerationParams | None) -> set[str]:
         """The ids to leave out of this request so it fits (trim, or after a failed summary)."""
         self.omitted = set()
-        window = self.window()
-        if self.policy == "off" or window.tokens is None:
+        if self.policy == "off":
+            return self.omitted
+        history = self._history()
+        window = self._window_for(history)
+        if window.tokens is None:
             return self.omitted
         budget = window.tokens - self.reserve(window.tokens, params)
-        exchanges = split_exchanges(self._history())
+        exchanges = split_exchanges(history)
         first = 1 if exchanges and exchanges[0][0].is_summary else 0  # the summary stays
         while len(exchanges) - first > 1 and self._count(_flat(exchanges)).tokens > budget:
             self.omitted.update(m.id for m in exchanges.pop(first))
@@ -176,6 +183,20 @@ class ContextKeeper:
         if isinstance(request, ChatRequest):
             counter = self.tokens(request.model)
             counter.observe(request.system, request.messages, usage.prompt_tokens)
+
+    def _window_for(self, history: Sequence[Message]) -> Window:
+        """The window, unless the history is so small that it fits any remote model's: then
+        nothing is looked up (no price data imported, no request to the server)."""
+        window = set_window(self.settings, self.conversation, self.backend)
+        if window is not None:
+            return window
+        size = len((self.conversation.system or "").encode()) + sum(
+            len(m.content.encode()) + sum(len(a.text.encode()) for a in m.attachments)
+            for m in history
+        )
+        if size + self.settings.reply_reserve <= SMALLEST_REMOTE_WINDOW:  # a token >= a byte
+            return Window(None, "not looked up: the conversation is short")
+        return self.window()
 
     def reserve(self, window: int, params: GenerationParams | None) -> int:
         """Tokens kept for the reply: max_tokens when set, else reply_reserve (at most a

@@ -26,20 +26,30 @@ class Window:
 def context_window(
     settings: Settings, conversation: Conversation, backend: Backend, model: str | None = None
 ) -> Window:
-    """The session's setting, the config's, the backend's (the embedded model's n_ctx, a
-    server's model metadata), then the model's published window."""
+    """The session's setting, the config's, the backend's (the embedded model's n_ctx), the
+    model's published window (offline data), then what the server reports for it (one
+    request, once per run: only for models the published data does not know)."""
+    model = model or conversation.chat_model
+    return set_window(settings, conversation, backend) or _looked_up(settings, backend, model)
+
+
+def set_window(settings: Settings, conversation: Conversation, backend: Backend) -> Window | None:
+    """The window when it is set, or the backend knows it: no lookup, no request."""
     if conversation.context_window:
         return Window(conversation.context_window, "this session's setting (/context window N)")
     if settings.context_window:
         return Window(settings.context_window, "context_window in the config")
     if backend.capabilities.context_window:
         return Window(backend.capabilities.context_window, f"the {backend.name} backend")
-    model = model or conversation.chat_model
+    return None
+
+
+def _looked_up(settings: Settings, backend: Backend, model: str) -> Window:
+    known = prices.known_context_window(model, settings.base_url, settings.provider)
+    if known:
+        return Window(known, f"{model}'s published window (genai-prices)")
     served = getattr(backend, "context_window_of", None)
     reported = served(model) if served is not None else None
     if reported:
         return Window(reported, f"the server's metadata for {model}")
-    known = prices.known_context_window(model, settings.base_url, settings.provider)
-    if known:
-        return Window(known, f"{model}'s published window (genai-prices)")
     return Window(None, "unknown: set context_window in the config or /context window N")

@@ -8,8 +8,8 @@ so an older chatrepl never silently drops them.
 from __future__ import annotations
 
 import math
+import os
 import reprlib
-import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,8 +30,8 @@ def now() -> str:
 
 
 def new_id() -> str:
-    """A short id, unique within any realistic session."""
-    return uuid.uuid4().hex[:12]
+    """A short id, unique within any realistic session (48 random bits)."""
+    return os.urandom(6).hex()
 
 
 def shown(value: Any) -> str:

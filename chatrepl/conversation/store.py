@@ -246,15 +246,20 @@ class SessionStore:
             raise SessionError(f"no session named {name!r} (see `chatrepl sessions list`)")
         taken = self._take_if_possible(name) if self.keep_open else False
         try:
-            conversation = read_session_file(path)
+            conversation, text = read_session_text(path)
         except BaseException:
             if taken:
                 self.release(name)
             raise
         conversation.name = path.stem
         self._owned.add(path.stem)
-        # What saving it unchanged would write: a version 1 file stays as it is until it changes.
-        self._on_disk[path.stem] = session_format.dumps(conversation)
+        # What saving it unchanged would write. A file this chatrepl wrote is exactly that (no
+        # need to serialize 5,000 messages to know it); a version 1 file stays as it is until
+        # the session changes.
+        written_here = (
+            text.startswith(_CURRENT_HEAD) and f'"name": {json.dumps(path.stem)}' in text[:300]
+        )
+        self._on_disk[path.stem] = text if written_here else session_format.dumps(conversation)
         return conversation
 
     def fork(self, name: str) -> Conversation:
@@ -496,10 +501,19 @@ def _with_turn(
     return current
 
 
+_CURRENT_HEAD = '{\n "format": "chatrepl-session",\n "version": 2,'
+
+
 def read_session_file(path: Path) -> Conversation:
     """Parse one session file; any problem is one SessionError line naming the file."""
+    return read_session_text(path)[0]
+
+
+def read_session_text(path: Path) -> tuple[Conversation, str]:
+    """A session file's conversation and its text; any problem is one SessionError line."""
     try:
-        return session_format.from_document(json.loads(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        return session_format.from_document(json.loads(text)), text
     except session_format.NewerFormatError as error:
         raise SessionError(f"session file {path} was {error}") from error
     except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:

@@ -3,46 +3,35 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from chatrepl import parameters
-from chatrepl.context.fitting import POLICIES
 from chatrepl.conversation.messages import MODES
 from chatrepl.errors import CommandError
-from chatrepl.repl.attach_commands import file_command, image_command
-from chatrepl.repl.edit_commands import (
-    continue_command,
-    edit_command,
-    fork_command,
-    set_command,
-    undo_command,
-)
-from chatrepl.repl.meter_commands import compact_command, context_command, usage_command
-from chatrepl.repl.preset_commands import (
-    models_command,
-    profile_command,
-    profile_names,
-    role_command,
-    role_names,
-)
 from chatrepl.repl.results import Result, Table
-from chatrepl.repl.search_commands import search_command
 from chatrepl.repl.state import ReplState
-from chatrepl.repl.text_out_commands import (
-    copy_command,
-    export_command,
-    rename_command,
-    save_command,
-)
-from chatrepl.tools.toolbox import Tool, Toolbox
 from chatrepl.ui.safe_text import one_line
+
+if TYPE_CHECKING:
+    from chatrepl.tools.toolbox import Tool, Toolbox
 
 LAST_EXCHANGES = 6  # messages shown after /load and --resume
 
 
 Handler = Callable[[ReplState, str], Result]
 Completions = Callable[[ReplState], list[str]]
+
+
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """`module.name`, imported when first called: the handlers' modules (and what they import:
+    token counting, exports, search) stay out of the REPL's start-up."""
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(f"chatrepl.repl.{module}"), name)(*args)
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -245,20 +234,24 @@ COMMANDS: tuple[Command, ...] = (
         "[NAME]",
         complete=lambda state: state.model_completions(),
     ),
-    Command("models", models_command, "list the models the server offers, and the embedded model"),
+    Command(
+        "models",
+        lazy("preset_commands", "models_command"),
+        "list the models the server offers, and the embedded model",
+    ),
     Command(
         "role",
-        role_command,
+        lazy("preset_commands", "role_command"),
         "use a role: its system prompt, model and parameters (alone: list the roles)",
         "[NAME]",
-        complete=role_names,
+        complete=lazy("preset_commands", "role_names"),
     ),
     Command(
         "profile",
-        profile_command,
+        lazy("preset_commands", "profile_command"),
         "switch to another endpoint profile, keeping the conversation (alone: list them)",
         "[NAME]",
-        complete=profile_names,
+        complete=lazy("preset_commands", "profile_names"),
     ),
     Command("backend", _backend, "show the backend and where replies come from"),
     Command(
@@ -281,36 +274,47 @@ COMMANDS: tuple[Command, ...] = (
         "model (the old reply stays until the new one arrives)",
         "[--model NAME]",
     ),
-    Command("continue", continue_command, "continue the last reply (cut off or interrupted)"),
+    Command(
+        "continue",
+        lazy("edit_commands", "continue_command"),
+        "continue the last reply (cut off or interrupted)",
+    ),
     Command(
         "edit",
-        edit_command,
+        lazy("edit_commands", "edit_command"),
         "edit the last message in $VISUAL/$EDITOR and ask it again (the old reply stays "
         "until the new one arrives)",
     ),
     Command(
-        "fork", fork_command, "copy the conversation into a new session and go on there", "[NAME]"
+        "fork",
+        lazy("edit_commands", "fork_command"),
+        "copy the conversation into a new session and go on there",
+        "[NAME]",
     ),
-    Command("undo", undo_command, "remove the last N exchanges (default 1)", "[N]"),
+    Command(
+        "undo",
+        lazy("edit_commands", "undo_command"),
+        "remove the last N exchanges (default 1)",
+        "[N]",
+    ),
     Command(
         "set",
-        set_command,
+        lazy("edit_commands", "set_command"),
         "show the generation parameters; set one, or reset it to the default",
         "[NAME [VALUE]]",
-        complete=lambda state: list(parameters.BY_NAME),
+        complete=lambda state: list(importlib.import_module("chatrepl.parameters").BY_NAME),
     ),
     Command(
         "file",
-        file_command,
-        "attach text files to the next message (globs welcome); alone: list them; "
-        "clear: drop them",
+        lazy("attach_commands", "file_command"),
+        "attach text files to the next message (globs welcome); alone: list them; clear: drop them",
         "[PATH...|clear]",
         complete=lambda state: ["clear"],
         complete_path=True,
     ),
     Command(
         "image",
-        image_command,
+        lazy("attach_commands", "image_command"),
         "attach an image (PNG, JPEG, GIF, WebP) to the next message, for vision models",
         "PATH",
         complete_path=True,
@@ -318,34 +322,37 @@ COMMANDS: tuple[Command, ...] = (
     Command("new", _new, "start a new conversation (the current one stays saved)"),
     Command(
         "save",
-        save_command,
+        lazy("text_out_commands", "save_command"),
         "save the session; with a NAME, save a copy under that name and go on in this one",
         "[NAME]",
     ),
-    Command("rename", rename_command, "rename this session (and its file)", "NAME"),
+    Command(
+        "rename",
+        lazy("text_out_commands", "rename_command"),
+        "rename this session (and its file)",
+        "NAME",
+    ),
     Command(
         "load", _load, "load a saved session", "NAME", complete=lambda state: state.store.names()
     ),
     Command("sessions", _sessions, "list saved sessions"),
     Command(
         "search",
-        search_command,
+        lazy("search_commands", "search_command"),
         "search every saved session's messages, best matches first (/load NAME opens one)",
         "TEXT",
     ),
-    Command(
-        "history", _history, "show this conversation (in a pager when taller than the screen)"
-    ),
+    Command("history", _history, "show this conversation (in a pager when taller than the screen)"),
     Command(
         "copy",
-        copy_command,
+        lazy("text_out_commands", "copy_command"),
         "copy the last reply, its Nth code block, or its last code block, to the clipboard",
         "[N|code]",
         complete=lambda state: ["code"],
     ),
     Command(
         "export",
-        export_command,
+        lazy("text_out_commands", "export_command"),
         "write this conversation as Markdown or as session JSON (default NAME.md here; "
         "an existing file only with --force)",
         "[md|json] [FILE] [--force]",
@@ -353,13 +360,21 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "context",
-        context_command,
+        lazy("meter_commands", "context_command"),
         "show the context window and what fills it; set the policy or the window",
         "[summarize|trim|off|window N|window auto]",
-        complete=lambda state: [*POLICIES, "window auto"],
+        complete=lambda state: ["summarize", "trim", "off", "window auto"],
     ),
-    Command("compact", compact_command, "summarize the conversation so far, now"),
-    Command("usage", usage_command, "tokens, cost and speed of this session, by model"),
+    Command(
+        "compact",
+        lazy("meter_commands", "compact_command"),
+        "summarize the conversation so far, now",
+    ),
+    Command(
+        "usage",
+        lazy("meter_commands", "usage_command"),
+        "tokens, cost and speed of this session, by model",
+    ),
     Command(
         "tools",
         _tools,

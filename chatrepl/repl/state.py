@@ -6,17 +6,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chatrepl.backends.base import Backend
 from chatrepl.config import Settings, request_log_path
-from chatrepl.context.fitting import ContextKeeper
 from chatrepl.context.meter import Meter, money
-from chatrepl.context.request_log import RequestLog, RequestObserver
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import Attachment
 from chatrepl.conversation.store import SessionStore
 from chatrepl.engine.turn import TurnRunner
 from chatrepl.tools.toolbox import Toolbox
+
+if TYPE_CHECKING:
+    from chatrepl.context.fitting import ContextKeeper
+    from chatrepl.context.request_log import RequestObserver
 
 
 @dataclass
@@ -46,6 +49,8 @@ class ReplState:
         self.meter = Meter(self.settings, free=self.backend.capabilities.embedded)
         self.observer = None
         if self.settings.log:
+            from chatrepl.context.request_log import RequestLog, RequestObserver
+
             log = RequestLog(request_log_path(), bodies=self.settings.log_bodies)
             self.observer = RequestObserver(log, self.backend, self.meter.cost_of)
 
@@ -122,7 +127,10 @@ class ReplState:
         )
 
     def context(self) -> ContextKeeper:
-        """The context keeper of the current conversation (a new one after /new or /load)."""
+        """The context keeper of the current conversation (a new one after /new or /load);
+        token counting is imported with the first one, not at start-up."""
+        from chatrepl.context.fitting import ContextKeeper
+
         keeper = self._keeper
         if (
             keeper is None

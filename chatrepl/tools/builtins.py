@@ -4,8 +4,6 @@ always ask (run_shell unless its command starts with an allowed prefix)."""
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,8 @@ def list_directory(arguments: dict[str, Any]) -> str:
 
 def run_shell(arguments: dict[str, Any]) -> str:
     """Run a command with the user's shell; its exit status, stdout and stderr."""
+    import subprocess
+
     done = subprocess.run(
         str(arguments["command"]),
         shell=True,
@@ -129,6 +129,8 @@ def builtin_tools(shell_allow: tuple[str, ...] = ()) -> list[Tool]:
 def shell_allowed(command: str, prefixes: tuple[str, ...]) -> bool:
     """Whether a command starts with an allowed prefix, word for word (`git status` allows
     `git status -s`, not `git statusx` nor `git status; rm -rf ~`)."""
+    import shlex
+
     if any(mark in command for mark in (";", "&", "|", "`", "$(", ">", "<", "\n")):
         return False
     try:
