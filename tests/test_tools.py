@@ -254,3 +254,14 @@ def test_unused_tools_import_nothing_of_theirs(chatrepl_env) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_fetch_url_returns_a_pages_text(chatrepl_env) -> None:
+    from chatrepl.tools.builtins import fetch_url
+
+    # The fake server's /models answers JSON; an HTML page is read from a local file server.
+    text = fetch_url({"url": chatrepl_env.server.base_url + "/models"})
+    assert '"gpt-4o-mini"' in text
+    assert (
+        fetch_url({"url": "file:///etc/passwd"}) == "error: only http and https URLs can be fetched"
+    )

@@ -58,20 +58,25 @@ def run_shell(arguments: dict[str, Any]) -> str:
 
 
 def fetch_url(arguments: dict[str, Any]) -> str:
-    """The text of a web page (HTML tags removed), through httpx (the SDK's own client)."""
+    """The text of a web page (HTML tags removed), through the standard library's urllib."""
     import html
     import re
+    import urllib.request
 
-    import httpx
-
-    response = httpx.get(str(arguments["url"]), timeout=FETCH_TIMEOUT, follow_redirects=True)
-    response.raise_for_status()
-    text = response.text
-    if "html" in response.headers.get("content-type", ""):
+    url = str(arguments["url"])
+    if not url.startswith(("http://", "https://")):
+        return "error: only http and https URLs can be fetched"
+    request = urllib.request.Request(url, headers={"User-Agent": "chatrepl"})
+    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
+        raw = response.read(MAX_FILE_BYTES + 1)
+        kind = response.headers.get("content-type", "")
+        charset = response.headers.get_content_charset() or "utf-8"
+    text = raw[:MAX_FILE_BYTES].decode(charset, "replace")
+    if "html" in kind:
         text = re.sub(r"(?is)<(script|style).*?</\1>", " ", text)
         text = html.unescape(re.sub(r"(?s)<[^>]+>", " ", text))
         text = re.sub(r"[ \t]*\n\s*", "\n", re.sub(r"[ \t]+", " ", text)).strip()
-    return text
+    return text + ("\n[page cut at 1 MB]" if len(raw) > MAX_FILE_BYTES else "")
 
 
 BUILTINS: dict[str, tuple[ToolSpec, Callable[[dict[str, Any]], str], bool]] = {
