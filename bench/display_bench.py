@@ -60,7 +60,9 @@ def measure(rounds: int) -> list[Figure]:
             **{f"piped {size}": _show_piped(command, size, tool.env) for size in SIZES},
             "terminal": _show_in_terminal(command, tool.env),
             "resume": _resume(tool.repl, tool.env, tool.prompt),
-            "history": _history(tool.repl, tool.env, tool.prompt),
+            # Taller than the screen, the transcript goes to the pager, whole (a pager scrolls):
+            # `tail -n 5` reads all 50 MB of it, as a pager would, and ends at once.
+            "history": _history(tool.repl, {**tool.env, "PAGER": "tail -n 5"}, tool.prompt),
         }
         cpu: dict[str, list[float]] = {probe: [] for probe in runs}
         probes = [Probe(probe, _with_cpu(run, cpu[probe])) for probe, run in runs.items()]
@@ -124,7 +126,7 @@ def _history(argv: list[str], env: dict[str, str], prompt: str) -> Callable[[], 
         with repl([*argv, "--resume", name(LARGEST)], env, prompt) as (child, _):
             started = time.perf_counter()
             child.send("/history\r")
-            child.expect(CUT_NOTE)
+            child.expect(END)  # the transcript's last line, out of the pager
             child.expect(prompt)
             return time.perf_counter() - started
 
@@ -142,7 +144,7 @@ LABELS = {
     "terminal": f"`chatrepl sessions show`, {LARGEST // MEGABYTE} MB message, in a terminal "
     "(its beginning, then a note)",
     "resume": "REPL `--resume` on it, until its last messages are shown (cut, with the note)",
-    "history": "`/history` in that REPL, until the prompt is back",
+    "history": "`/history` in that REPL, all of it through the pager, until the prompt is back",
 }
 
 

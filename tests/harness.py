@@ -70,4 +70,7 @@ def run_repl(
         repl = build_repl(overrides, resume, latest, console, input=pipe, output=DummyOutput())
         repl.run()
         feeder.join()
+    close = getattr(repl.state.backend, "close", None)
+    if close is not None:  # the embedded model's worker process ends with its REPL, as in a run
+        close()
     return RunResult(repl, out.getvalue())

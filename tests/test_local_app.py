@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,13 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No OpenAI settings at all; short replies so the tests stay quick."""
     home = isolate(tmp_path, monkeypatch)
     monkeypatch.setenv("CHATREPL_CHAT_MAX_TOKENS", "24")
     monkeypatch.setenv("CHATREPL_MAX_TOKENS", "16")
-    return home
+    yield home
+    gc.collect()  # `ask` leaves its backend to the garbage collector: its worker process ends
 
 
 def test_ask_picks_the_embedded_model_without_a_key(offline) -> None:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from chatrepl.backends.base import Delta, Reply, Request, ignore_notice
 from chatrepl.backends.local_backend import LocalBackend
 from chatrepl.conversation.messages import Mode
-from chatrepl.errors import BackendError
+from chatrepl.errors import BackendError, ChatReplError
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -241,10 +241,10 @@ class Worker:
             while self.unfinished is not None:
                 if not self.connection.poll(timeout):
                     return False
-                got, answer_id, _ = self.connection.recv()
+                got, answer_id, _ = self._read()
                 if answer_id == self.unfinished and got in ("end", "reply", "error"):
                     self.unfinished = None
-        except (EOFError, OSError):
+        except (ChatReplError, OSError):  # the worker is gone
             self.broken = True
             return False
         return True
@@ -258,10 +258,22 @@ class Worker:
         self._finalizer()
 
     def _receive(self) -> Message:
+        """The next message. Ctrl-C while waiting for it is safe; inside `recv()` (a message
+        half read) it leaves the pipe out of step, so this worker is then replaced."""
+        try:
+            self.connection.poll(None)
+        except (EOFError, OSError):
+            raise self._crashed() from None
+        return self._read()
+
+    def _read(self) -> Message:
         try:
             return self.connection.recv()
         except (EOFError, OSError):
             raise self._crashed() from None
+        except BaseException:
+            self.broken = True
+            raise
 
     def _crashed(self) -> BackendError:
         """The worker is gone: one line saying how it ended."""
