@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +17,12 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No OpenAI settings at all; short replies so the tests stay quick."""
     home = isolate(tmp_path, monkeypatch)
     monkeypatch.setenv("CHATREPL_CHAT_MAX_TOKENS", "24")
     monkeypatch.setenv("CHATREPL_MAX_TOKENS", "16")
-    yield home
-    gc.collect()  # `ask` leaves its backend to the garbage collector: its worker process ends
+    return home
 
 
 def test_ask_picks_the_embedded_model_without_a_key(offline) -> None:

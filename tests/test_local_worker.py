@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +41,7 @@ from chatrepl.conversation.messages import Attachment, GenerationParams, Message
 from chatrepl.errors import BackendError
 from tests.conftest import isolate
 from tests.harness import lines, run_repl
-from tests.test_e2e import PROMPT, spawn, type_line
+from tests.test_e2e import PROMPT, type_line
 
 pytestmark = pytest.mark.skipif(not local_backend_available(), reason="embedded model missing")
 
@@ -94,6 +95,23 @@ def spawned_worker(pid: int) -> int:
         if b"chatrepl.backends.local_worker" in command:
             return child
     raise AssertionError(f"no worker process under {pid}")
+
+
+def spawn_interruptible(env: dict[str, str]) -> pexpect.spawn:
+    """The installed program in a pseudo-terminal, with Ctrl-C working even when this test run
+    ignores SIGINT (a background job of a non-interactive shell does; the program would inherit
+    that)."""
+    program = shutil.which("chatrepl")
+    command, argv = (program, []) if program else (sys.executable, ["-m", "chatrepl"])
+    return pexpect.spawn(
+        command,
+        argv,
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(40, 120),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +344,7 @@ def test_ctrl_c_in_a_terminal_stops_the_reply_not_the_worker(
     answers the next message, and leaving chatrepl leaves no worker behind."""
     isolate(tmp_path, monkeypatch)
     monkeypatch.setenv("CHATREPL_CHAT_MAX_TOKENS", "400")
-    child = spawn(dict(os.environ))
+    child = spawn_interruptible(dict(os.environ))
     child.expect(PROMPT["chat"])
     type_line(child, "Say hi.")
     child.expect("tokens", timeout=60)  # the usage footer: that reply has ended

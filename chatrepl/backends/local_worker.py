@@ -108,11 +108,6 @@ class LocalWorkerBackend:
             thread.daemon = True
             thread.start()
 
-    def _start_quietly(self) -> None:
-        """prepare()'s thread: a failure to start is reported by the request that needs it."""
-        with contextlib.suppress(Exception):
-            self._running_worker()
-
     @property
     def worker_pid(self) -> int | None:
         """The worker process's id, when one has been started."""
@@ -147,6 +142,11 @@ class LocalWorkerBackend:
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
+
+    def _start_quietly(self) -> None:
+        """prepare()'s thread: a failure to start is reported by the request that needs it."""
+        with contextlib.suppress(Exception):
+            self._running_worker()
 
     def _ask(self, kind: str, payload: Any) -> Any:
         """Send one request and wait for its one answer."""
