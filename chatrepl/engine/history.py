@@ -45,7 +45,7 @@ def build_request(
     if mode == "complete":
         return CompletionRequest(
             model=model,
-            prompt=_last_user_text(conversation),
+            prompt=last_user_text(conversation),
             suffix=conversation.suffix,
             params=params,
         )
@@ -117,6 +117,7 @@ def _without_tool_calls(message: Message) -> Message:
     return replace(message, tool_calls=[])
 
 
-def _last_user_text(conversation: Conversation) -> str:
+def last_user_text(conversation: Conversation) -> str:
+    """The text of the last user message (a completion turn's prompt)."""
     index = conversation.last_user_index()
     return conversation.messages[index].content if index is not None else ""

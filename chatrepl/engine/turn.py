@@ -35,7 +35,7 @@ from chatrepl.conversation.messages import (
     ToolCall,
     Usage,
 )
-from chatrepl.engine.history import build_request, request_params
+from chatrepl.engine.history import build_request, last_user_text, request_params
 from chatrepl.errors import ChatReplError
 
 DEFAULT_MAX_STEPS = 10
@@ -314,7 +314,7 @@ class TurnRunner:
             if turn.mode == "chat":
                 omit = self.context.fit(params)
             else:
-                self.context.check_completion(_last_user_text(conversation), params)
+                self.context.check_completion(last_user_text(conversation), params)
         return build_request(
             conversation, turn.mode, self.settings, turn.model, turn.params, tools, choice, omit
         )
@@ -374,11 +374,6 @@ def _join(reply: Message, more: Message, interrupted: bool) -> None:
 
 def _since(started: float) -> float:
     return time.perf_counter() - started
-
-
-def _last_user_text(conversation: Conversation) -> str:
-    index = conversation.last_user_index()
-    return conversation.messages[index].content if index is not None else ""
 
 
 def _merge_tool_call(calls: dict[int, ToolCall], delta: ToolCallDelta) -> None:

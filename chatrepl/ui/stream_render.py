@@ -90,7 +90,25 @@ def make_renderer(
     return PlainRenderer(console, raw=raw)
 
 
-class FencedRenderer:
+class _Closing:
+    """Context-manager support: leaving the block closes the renderer."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FencedRenderer(_Closing):
     """Feeds a Markdown renderer the reply inside a code fence (a JSON reply stays JSON, laid
     out and highlighted, instead of becoming one Markdown paragraph)."""
 
@@ -115,30 +133,6 @@ class FencedRenderer:
             self._inner.feed(f"{ending}{self._fence}\n")
             self._fence = ""
         self._inner.close()
-
-    def __enter__(self) -> FencedRenderer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class _Closing:
-    """Context-manager support: leaving the block closes the renderer."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class PlainRenderer(_Closing):
