@@ -33,6 +33,26 @@ def test_version_and_help_import_nothing_heavy() -> None:
         assert not set(HEAVY) & loaded_modules(*args), args
 
 
+def test_the_repl_reaches_its_prompt_without_rich(chatrepl_env) -> None:
+    """rich costs ~50 ms to import: the banner is printed without it, and it is imported once
+    the prompt is up (here: never, as no prompt is shown)."""
+    code = (
+        "import sys\n"
+        "from prompt_toolkit.input import create_pipe_input\n"
+        "from prompt_toolkit.output import DummyOutput\n"
+        "from chatrepl.cli.build import build_repl\n"
+        "from chatrepl.config import Overrides\n"
+        "with create_pipe_input() as pipe:\n"
+        "    repl = build_repl(Overrides(), None, False, None, input=pipe, output=DummyOutput())\n"
+        "    repl.show_banner()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    banner, modules = result.stdout.splitlines()
+    assert banner.startswith("chatrepl ") and "session (new)" in banner
+    assert modules == "[]", result.stderr
+
+
 def test_python_dash_m_works() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chatrepl", "--version"], capture_output=True, text=True

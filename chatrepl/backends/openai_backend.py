@@ -154,12 +154,12 @@ class OpenAIBackend:
         return _reported_window(listed) if listed is not None else None
 
     def _models(self) -> dict[str, Any]:
-        """The server's models by id, fetched once per run."""
+        """The server's models by id, fetched once per run. Its retries are not announced: the
+        REPL fetches the list in the background, where a retry line would interrupt typing."""
         if self._model_list is None:
             client = self.client()
             try:
-                with self._retries.announcing():
-                    self._model_list = {model.id: model for model in client.models.list()}
+                self._model_list = {model.id: model for model in client.models.list()}
             except Exception as error:
                 raise self._backend_error(error) from error
         return self._model_list

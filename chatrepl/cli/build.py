@@ -19,20 +19,19 @@ if TYPE_CHECKING:
 
 def open_repl(overrides: Overrides, resume: str | None, latest: bool) -> None:
     """Start the REPL on the terminal, new or on a resumed session."""
-    from rich.console import Console
-
-    build_repl(overrides, resume, latest, Console(highlight=False)).run()
+    build_repl(overrides, resume, latest, None).run()
 
 
 def build_repl(
     overrides: Overrides,
     resume: str | None,
     latest: bool,
-    console: Console,
+    console: Console | None,
     input: Any = None,
     output: Any = None,
 ) -> Repl:
-    """The REPL with its state, on the given console and prompt input/output."""
+    """The REPL with its state, on the given console (None: the terminal's, made when first
+    printed to) and prompt input/output."""
     from chatrepl.repl.loop import Repl
     from chatrepl.repl.prompt import PromptReader
     from chatrepl.repl.state import ReplState
@@ -52,7 +51,7 @@ def build_repl(
     apply_overrides(conversation, overrides)
     state = ReplState(conversation, store, settings, backend)
     repl = Repl(state, console, PromptReader(state, history_path(), input=input, output=output))
-    state.toolbox = build_toolbox(settings, repl.tool_ui.notify, repl.tool_ui.approve)
+    state.toolbox = build_toolbox(settings, repl.notify_tool, repl.approve_tool)
     return repl
 
 
@@ -65,7 +64,11 @@ def session_store(keep_open: bool = False) -> SessionStore:
 
 
 def open_session(
-    store: SessionStore, name: str, console: Console, input: Any = None, output: Any = None
+    store: SessionStore,
+    name: str,
+    console: Console | None,
+    input: Any = None,
+    output: Any = None,
 ) -> Conversation:
     """Open a saved session in this REPL. One open in another chatrepl is never opened twice
     (the last to save would overwrite the other's turns): a copy of it, a fork, is offered."""
@@ -78,6 +81,7 @@ def open_session(
     fork = store.fork(name)
     from chatrepl.ui import views
 
+    console = console or views.terminal_console()
     views.info(console, f"opened a fork of {name} as {fork.name}; {name} stays as it is")
     return fork
 

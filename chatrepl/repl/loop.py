@@ -1,10 +1,15 @@
-"""The REPL: read a line, run a slash-command or send a turn. Owns the Ctrl-C / Ctrl-D policy."""
+"""The REPL: read a line, run a slash-command or send a turn. Owns the Ctrl-C / Ctrl-D policy.
+
+Everything that prints through rich (views, tool_ui, stream_render; rich costs ~50 ms to
+import) is imported where it is used: the prompt is on screen first, and `prompt_shown` imports
+them in the background while the user types.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from chatrepl import __version__
 from chatrepl.context.prices import warm_up_in_background
@@ -16,10 +21,21 @@ from chatrepl.errors import ErrorBoundary
 from chatrepl.repl import commands
 from chatrepl.repl.prompt import PromptReader
 from chatrepl.repl.state import ReplState
-from chatrepl.repl.tool_ui import ReplToolUI, StepSink
-from chatrepl.ui import views as view
-from chatrepl.ui.stream_render import make_renderer
-from chatrepl.ui.terminal import typeahead_hidden
+from chatrepl.ui.terminal import print_dim, typeahead_hidden
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from chatrepl.conversation.messages import ToolCall
+    from chatrepl.repl.tool_ui import ReplToolUI
+    from chatrepl.tools.toolbox import Approval, Tool
+
+PRINTING_MODULES = (
+    "chatrepl.ui.views",
+    "chatrepl.ui.stream_render",
+    "chatrepl.repl.tool_ui",
+    "rich.markdown",
+)
 
 QUIT_WORDS = ("quit", "exit")
 
@@ -27,14 +43,59 @@ QUIT_WORDS = ("quit", "exit")
 class Repl:
     """A chat loop over injected state, console and prompt."""
 
-    def __init__(self, state: ReplState, console: Console, reader: PromptReader) -> None:
+    def __init__(self, state: ReplState, console: Console | None, reader: PromptReader) -> None:
         self.state = state
-        self.console = console
+        self._console = console  # None: the terminal's, made when first printed to
+        self._tool_ui: ReplToolUI | None = None
         self.reader = reader
         self.prefill = ""  # text put back in the input line after a failed turn
-        self.tool_ui = ReplToolUI(console)
         state.notify = self.notice
         state.backend.on_notice = self.notice  # e.g. each retry, as a dim line
+
+    @property
+    def console(self) -> Console:
+        """The rich console replies and tables are printed on."""
+        if self._console is None:
+            from chatrepl.ui.views import terminal_console
+
+            self._console = terminal_console()
+        return self._console
+
+    @property
+    def tool_ui(self) -> ReplToolUI:
+        """How tool calls look during a turn."""
+        if self._tool_ui is None:
+            from chatrepl.repl.tool_ui import ReplToolUI
+
+            self._tool_ui = ReplToolUI(self.console)
+        return self._tool_ui
+
+    def info(self, line: str) -> None:
+        """One dim line."""
+        from chatrepl.ui.views import info
+
+        info(self.console, line)
+
+    def say(self, line: str) -> None:
+        """A dim line before the prompt: without rich, unless its console is already made."""
+        if self._console is None:
+            print_dim(line)
+        else:
+            self.info(line)
+
+    def error(self, line: str) -> None:
+        """One `error:` line."""
+        from chatrepl.ui.views import error
+
+        error(self.console, line)
+
+    def notify_tool(self, line: str) -> None:
+        """The Toolbox's `notify`: one line about a tool call."""
+        self.tool_ui.notify(line)
+
+    def approve_tool(self, tool: Tool, call: ToolCall) -> Approval:
+        """The Toolbox's `approve`: asked on the terminal."""
+        return self.tool_ui.approve(tool, call)
 
     def run(self) -> None:
         """Loop until /quit, quit, exit or Ctrl-D. Ctrl-C at the prompt only clears the line."""
@@ -66,6 +127,7 @@ class Repl:
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
         warm_up_in_background()
+        threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
         if self.pending_transcript:
             self.reader.print_above(self.show_pending_transcript)
 
@@ -74,7 +136,9 @@ class Repl:
         prompt to be on screen first)."""
         messages, self.pending_transcript = self.pending_transcript, []
         if messages:
-            view.transcript(self.console, messages, self.state.settings.code_theme)
+            from chatrepl.ui.views import transcript
+
+            transcript(self.console, messages, self.state.settings.code_theme)
 
     def handle_line(self, text: str) -> bool:
         """Act on one input; False means leave. Errors are one line and the loop goes on."""
@@ -84,7 +148,7 @@ class Repl:
         if stripped.lower() in QUIT_WORDS:
             return False
         keep_going = True
-        with ErrorBoundary(lambda line: view.error(self.console, line), self.state.settings.debug):
+        with ErrorBoundary(lambda line: self.error(line), self.state.settings.debug):
             try:
                 if stripped.startswith("//"):  # `//text` sends `/text`
                     self.send(text.lstrip()[1:])
@@ -93,7 +157,7 @@ class Repl:
                 else:
                     self.send(text)
             except KeyboardInterrupt:
-                view.info(self.console, "(cancelled)")
+                self.info("(cancelled)")
         return keep_going
 
     def run_command(self, line: str) -> bool:
@@ -111,26 +175,30 @@ class Repl:
     def show(self, outcome: commands.Result) -> None:
         """Show what a slash-command returned."""
         if outcome.message:
-            view.info(self.console, outcome.message)
+            self.info(outcome.message)
         if outcome.table:
-            self.console.print(view.table(outcome.table.headers, outcome.table.rows))
+            from chatrepl.ui.views import table
+
+            self.console.print(table(outcome.table.headers, outcome.table.rows))
         if outcome.transcript:
             self.show_transcript(outcome.transcript, paged=outcome.paged)
         if outcome.clip is not None:
             from chatrepl.ui import clipboard
 
             clip = outcome.clip
-            view.info(self.console, clipboard.copy(self.console, clip.text, clip.what))
+            self.info(clipboard.copy(self.console, clip.text, clip.what))
 
     def show_transcript(self, messages: list[Message], paged: bool = False) -> None:
         """Messages as an exchange; `paged`: through the pager when taller than the screen."""
+        from chatrepl.ui.views import transcript
+
         theme = self.state.settings.code_theme
         if not paged:
-            view.transcript(self.console, messages, theme)
+            transcript(self.console, messages, theme)
             return
         from chatrepl.ui.pager import show_paged
 
-        show_paged(self.console, lambda console: view.transcript(console, messages, theme))
+        show_paged(self.console, lambda console: transcript(console, messages, theme))
 
     def send(self, text: str) -> None:
         """Send one turn; on failure the conversation is as it was and the text offered again."""
@@ -161,6 +229,10 @@ class Repl:
         self._stream(mode, "", self.state.runner().extend)
 
     def _stream(self, mode: str, text: str, action: Callable[[Sink], TurnOutcome]) -> None:
+        from chatrepl.repl.tool_ui import StepSink
+        from chatrepl.ui import views as view
+        from chatrepl.ui.stream_render import make_renderer
+
         state = self.state
         json_reply = mode == "chat" and state.conversation.json_mode
         sink = StepSink(
@@ -188,7 +260,7 @@ class Repl:
             self.tool_ui.sink = None
         self.autosave()
         if outcome.error is not None:
-            view.error(self.console, str(outcome.error))
+            self.error(str(outcome.error))
         cost = self.state.meter.cost_of(outcome.reply) if outcome.started else None
         view.turn_footer(self.console, outcome, cost)
         self.refresh_meter()
@@ -200,30 +272,36 @@ class Repl:
 
     def notice(self, line: str) -> None:
         """A dim line during a turn (a summary made, messages left out, a retry)."""
-        if self.tool_ui.sink is not None:
-            self.tool_ui.sink.pause()
-        view.info(self.console, line)
+        if self._tool_ui is not None and self._tool_ui.sink is not None:
+            self._tool_ui.sink.pause()
+        self.info(line)
 
     def autosave(self) -> None:
         """Save after every change; a failure is reported but never loses the conversation."""
-        with ErrorBoundary(lambda line: view.error(self.console, f"autosave failed: {line}")):
+        with ErrorBoundary(lambda line: self.error(f"autosave failed: {line}")):
             self.state.save()
 
     def show_banner(self) -> None:
         """The start-up status line: backend, model, mode, session."""
         state = self.state
         conversation = state.conversation
-        view.info(
-            self.console,
+        self.say(
             f"chatrepl {__version__} · {state.backend.name} {state.backend.describe()} · "
             f"model {conversation.model} · {conversation.mode} mode · "
-            f"session {conversation.name or '(new)'} · /help for commands, Ctrl-D to leave",
+            f"session {conversation.name or '(new)'} · /help for commands, Ctrl-D to leave"
         )
         toolbox = state.toolbox
         if toolbox is not None and toolbox.active and not state.backend.capabilities.tools:
-            view.info(
-                self.console,
+            self.say(
                 f"tools are configured, but the {state.backend.name} backend's model does not "
-                "support them: none are sent",
+                "support them: none are sent"
             )
         self.pending_transcript = conversation.messages[-commands.LAST_EXCHANGES :]
+
+
+def _import_printing() -> None:
+    """Import what prints replies while the user types, so the first reply does not wait."""
+    import importlib
+
+    for name in PRINTING_MODULES:
+        importlib.import_module(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,19 @@ try:
     import termios
 except ImportError:  # Windows: nothing to do
     termios = None  # type: ignore[assignment]
+
+
+def print_dim(line: str, stream: TextIO | None = None) -> None:
+    """One dim line, as views.info prints it, without importing rich (for start-up): plain when
+    the stream is not a terminal or NO_COLOR is set. The text is made safe first."""
+    from chatrepl.ui.safe_text import sanitize
+
+    stream = stream or sys.stdout
+    text = sanitize(line)
+    if stream.isatty() and not os.environ.get("NO_COLOR"):
+        text = f"\x1b[2m{text}\x1b[0m"
+    stream.write(text + "\n")
+    stream.flush()
 
 
 @contextmanager

@@ -33,6 +33,11 @@ def error(console: Console, message: str) -> None:
     console.print(Text(f"error: {sanitize(message)}", style="bold red"), soft_wrap=True)
 
 
+def terminal_console() -> Console:
+    """The console of the terminal chatrepl runs in."""
+    return Console(highlight=False)
+
+
 def info(console: Console, message: str) -> None:
     """One dim status line."""
     console.print(Text(sanitize(message), style="dim"), soft_wrap=True)
