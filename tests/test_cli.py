@@ -8,6 +8,7 @@ import sys
 
 from typer.testing import CliRunner
 
+from chatrepl.cli.entry import repl_start
 from chatrepl.cli.typer_app import app
 from tests.harness import lines, run_repl
 
@@ -51,6 +52,25 @@ def test_the_repl_reaches_its_prompt_without_rich(chatrepl_env) -> None:
     banner, modules = result.stdout.splitlines()
     assert banner.startswith("chatrepl ") and "session (new)" in banner
     assert modules == "[]", result.stderr
+
+
+def test_common_repl_starts_skip_typer() -> None:
+    assert repl_start([]) == (None, False)
+    assert repl_start(["--resume", "notes"]) == repl_start(["-r", "notes"]) == ("notes", False)
+    assert repl_start(["--continue"]) == repl_start(["-c"]) == (None, True)
+    for args in (["--resume"], ["-r", "--help"], ["--resume", "a", "--model", "m"], ["ask"]):
+        assert repl_start(args) is None, args  # the typer app parses these
+
+
+def test_resume_without_typer_says_what_typer_would(chatrepl_env) -> None:
+    fast = subprocess.run(
+        [sys.executable, "-m", "chatrepl", "--resume", "nope"], capture_output=True, text=True
+    )
+    assert fast.returncode == 1
+    assert fast.stderr == "error: no session named 'nope' (see `chatrepl sessions list`)\n"
+    typed = runner.invoke(app, ["--resume", "nope", "--debug"])
+    assert typed.exit_code == 1 and typed.stderr == fast.stderr
+    assert "typer" not in loaded_modules("--resume", "nope")
 
 
 def test_python_dash_m_works() -> None:

@@ -1,8 +1,9 @@
 """The `chatrepl` console script.
 
-Plain `chatrepl` (no arguments, the most common start) opens the REPL without importing typer:
-the prompt is on screen ~35 ms sooner; `chatrepl --version` answers without it too. Everything
-else goes through the typer app in cli/typer_app.py.
+The most common starts, plain `chatrepl`, `chatrepl --resume NAME` and `chatrepl --continue`,
+open the REPL without importing typer (the prompt is on screen ~80 ms sooner); `chatrepl
+--version` answers without it too. Everything else goes through the typer app in
+cli/typer_app.py, which takes the same options.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ def main() -> None:
 
         print(f"chatrepl {__version__}")
         return
-    if len(sys.argv) > 1:
+    start = repl_start(sys.argv[1:])
+    if start is None:
         sys.exit(run_cli())
     from chatrepl.cli.build import open_repl
     from chatrepl.config import Overrides
@@ -25,11 +27,23 @@ def main() -> None:
 
     try:
         with ErrorBoundary(_report_error) as boundary:
-            open_repl(Overrides(), None, False)
+            open_repl(Overrides(), *start)
     except KeyboardInterrupt:
         sys.exit(130)
     if boundary.failed:
         sys.exit(1)
+
+
+def repl_start(args: list[str]) -> tuple[str | None, bool] | None:
+    """(session to resume, whether to continue the latest) when the arguments only open the
+    REPL in one of the common ways; None for anything else (the typer app parses it)."""
+    if not args:
+        return None, False
+    if args in (["--continue"], ["-c"]):
+        return None, True
+    if len(args) == 2 and args[0] in ("--resume", "-r") and not args[1].startswith("-"):
+        return args[1], False
+    return None
 
 
 def _report_error(line: str) -> None:
