@@ -143,3 +143,15 @@ def test_a_short_ask_looks_nothing_up(chatrepl_env) -> None:
 def test_without_metadata_the_published_window_is_used(chatrepl_env) -> None:
     output = run_repl(lines("/context")).output
     assert "window: 128,000 tokens (gpt-4o-mini's published window (genai-prices))" in output
+
+
+def test_a_resumed_session_is_counted_while_the_prompt_is_up(chatrepl_env) -> None:
+    """The toolbar shows a resumed session's context use and cost before its first turn (the
+    count runs in the background once the prompt is on screen; Enter waits for it)."""
+    config(chatrepl_env.home, 'provider = "openai"\n')
+    first = run_repl(lines("one", "two", "/rename counted"))
+    assert first.conversation.name == "counted"
+    resumed = run_repl(lines(""), resume="counted")
+    state = resumed.repl.state
+    assert len(state.conversation.messages) == 4  # no turn was taken
+    assert re.fullmatch(r"context \d+% · \$0\.\d+", state.meter_text), state.meter_text

@@ -126,6 +126,7 @@ class Repl:
         """Once the prompt is on screen: start slow set-up, show what a resume left to show."""
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
+        self.state.refresh_meter_in_background(self.reader.redraw)
         warm_up_in_background()
         threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
         if self.pending_transcript:
@@ -142,6 +143,7 @@ class Repl:
 
     def handle_line(self, text: str) -> bool:
         """Act on one input; False means leave. Errors are one line and the loop goes on."""
+        self.state.settle()  # the background count of a resumed session is done
         stripped = text.strip()
         if not stripped:
             return True

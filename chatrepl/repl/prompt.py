@@ -187,6 +187,12 @@ class PromptReader:
             self._message, default=default, pre_run=lambda: self._after_first_render(on_shown)
         )
 
+    def redraw(self) -> None:
+        """Draw the prompt again (its toolbar changed); safe from any thread."""
+        app = self.session.app
+        if app.is_running:
+            app.invalidate()
+
     def print_above(self, action: Callable[[], None]) -> None:
         """Run `action` (which prints) above the prompt on screen, then redraw the prompt."""
         from prompt_toolkit.application import run_in_terminal

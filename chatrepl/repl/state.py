@@ -15,6 +15,7 @@ from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import Attachment
 from chatrepl.conversation.store import SessionStore
 from chatrepl.engine.turn import TurnRunner
+from chatrepl.errors import ErrorBoundary
 from chatrepl.tools.toolbox import Toolbox
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class ReplState:
     observer: RequestObserver | None = field(default=None, repr=False)  # the request log
     pending: list[Attachment] = field(default_factory=list)  # /file, /image: for the next message
     _keeper: ContextKeeper | None = field(default=None, repr=False)
+    _counting: threading.Thread | None = field(default=None, repr=False)
     _models: Future[list[str]] | None = field(default=None, repr=False)
     role: str | None = None  # the role chosen with -R or /role
 
@@ -141,6 +143,27 @@ class ReplState:
                 self.conversation, self.backend, self.settings, self.notify, observe=self.observer
             )
         return self._keeper
+
+    def refresh_meter_in_background(self, done: Callable[[], None]) -> None:
+        """Count a resumed session while the user types: the toolbar then shows its context use
+        and cost (`done` redraws it), and the first turn finds every message counted. Nothing
+        else touches the conversation until `settle()` has waited for it."""
+        if not self.conversation.messages:
+            return
+
+        def count() -> None:
+            with ErrorBoundary(lambda line: None):  # counting never stops the chat
+                self.refresh_meter()
+                done()
+
+        self._counting = threading.Thread(target=count, name="chatrepl-count", daemon=True)
+        self._counting.start()
+
+    def settle(self) -> None:
+        """Wait for the background count, if one is under way."""
+        counting, self._counting = self._counting, None
+        if counting is not None:
+            counting.join()
 
     def refresh_meter(self) -> None:
         """Recount what the toolbar shows: context used and the session's cost."""
