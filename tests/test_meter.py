@@ -155,3 +155,14 @@ def test_a_resumed_session_is_counted_while_the_prompt_is_up(chatrepl_env) -> No
     state = resumed.repl.state
     assert len(state.conversation.messages) == 4  # no turn was taken
     assert re.fullmatch(r"context \d+% · \$0\.\d+", state.meter_text), state.meter_text
+
+
+def test_loading_another_session_recounts_the_toolbar(chatrepl_env) -> None:
+    config(chatrepl_env.home, 'provider = "openai"\n')
+    run_repl(lines("one", "/rename other"))
+    result = run_repl(lines("first", "second", "/new", "", "/load other", ""))
+    state = result.repl.state
+    assert state.conversation.name == "other" and len(state.conversation.messages) == 2
+    assert re.fullmatch(r"context \d+% · \$0\.\d+", state.meter_text), state.meter_text
+    new = run_repl(lines("first", "/new", "")).repl.state
+    assert new.meter_text == ""

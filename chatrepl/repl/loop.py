@@ -164,6 +164,7 @@ class Repl:
 
     def run_command(self, line: str) -> bool:
         """Dispatch a slash-command and show its result."""
+        before = self.state.conversation
         outcome = commands.dispatch(self.state, line)
         self.show(outcome)
         if outcome.retry:
@@ -172,6 +173,8 @@ class Repl:
             self.continue_reply()
         else:
             self.autosave()  # /undo, /set, /system ... are saved at once
+        if self.state.conversation is not before:  # /load, /fork, /new: count it meanwhile
+            self.state.refresh_meter_in_background(self.reader.redraw)
         return not outcome.quit
 
     def show(self, outcome: commands.Result) -> None:

@@ -145,10 +145,11 @@ class ReplState:
         return self._keeper
 
     def refresh_meter_in_background(self, done: Callable[[], None]) -> None:
-        """Count a resumed session while the user types: the toolbar then shows its context use
-        and cost (`done` redraws it), and the first turn finds every message counted. Nothing
-        else touches the conversation until `settle()` has waited for it."""
+        """Count a resumed (or loaded) session while the user types: the toolbar then shows its
+        context use and cost (`done` redraws it), and the first turn finds every message
+        counted. Nothing else touches the conversation until `settle()` has waited for it."""
         if not self.conversation.messages:
+            self.meter_text = ""  # a new conversation has used nothing yet
             return
 
         def count() -> None:
