@@ -2,12 +2,12 @@
 
 Everything that prints through rich (views, tool_ui, stream_render; rich costs ~50 ms to
 import) is imported where it is used: the prompt is on screen first, and `prompt_shown` imports
-them in the background while the user types.
+them just after (keys typed meanwhile wait those few ms; a thread would make the first turn race
+it for the import locks).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -124,11 +124,11 @@ class Repl:
 
     def prompt_shown(self) -> None:
         """Once the prompt is on screen: start slow set-up, show what a resume left to show."""
+        _import_printing()  # first: the threads below would slow it down
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
         self.state.refresh_meter_in_background(self.reader.redraw)
         warm_up_in_background()
-        threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
         if self.pending_transcript:
             self.reader.print_above(self.show_pending_transcript)
 
@@ -305,7 +305,7 @@ class Repl:
 
 
 def _import_printing() -> None:
-    """Import what prints replies while the user types, so the first reply does not wait."""
+    """Import what prints replies, so that the first reply does not wait for it."""
     import importlib
 
     for name in PRINTING_MODULES:
