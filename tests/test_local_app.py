@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,20 @@ def test_resume_uses_the_sessions_backend_unless_told(offline, fake_server, monk
     assert switched.repl.state.backend.name == "openai"
     assert [m.backend for m in switched.conversation.messages][-2:] == ["openai", "openai"]
     assert fake_server.last("/chat/completions").body["model"] == "gpt-4o-mini"
+
+
+def test_context_shows_exact_figures_that_llama_cpp_confirms(offline) -> None:
+    """/context on the embedded model (in its worker): no `~`. The second request carries the
+    system prompt and history /context showed, then the first question again, which costs what
+    it did the first time: so llama.cpp's prompt_tokens for it are the first's + history sent."""
+    result = run_repl(lines("Say hi.", "/context", "Say hi."))
+    report = result.output[result.output.index("context policy") :]
+    assert "~" not in report.splitlines()[1]  # the bar
+    rows = dict(re.findall(r"^(system prompt|history sent) +([\d,~]+)", report, re.MULTILINE))
+    assert rows.keys() == {"system prompt", "history sent"} and "~" not in "".join(rows.values())
+    assert int(rows["system prompt"]) == 4 + 21  # the reply's priming, SmolLM2's system message
+    first, first_reply, again, again_reply = result.conversation.messages
+    assert first.content == again.content
+    assert first_reply.usage is not None and again_reply.usage is not None
+    sent = int(rows["history sent"].replace(",", ""))
+    assert again_reply.usage.prompt_tokens == first_reply.usage.prompt_tokens + sent

@@ -24,8 +24,15 @@ from chatrepl.backends.local_backend import (
     LocalBackend,
     default_model_path,
     local_backend_available,
+    template_overhead,
 )
-from chatrepl.conversation.messages import GenerationParams, Message
+from chatrepl.config import Settings
+from chatrepl.context.fitting import ContextKeeper
+from chatrepl.context.summary import PREFIX
+from chatrepl.context.tokens import Count, counter_for
+from chatrepl.conversation.conversation import Conversation
+from chatrepl.conversation.messages import Attachment, GenerationParams, Message
+from chatrepl.engine.history import chat_history
 from chatrepl.errors import BackendError
 
 pytestmark = pytest.mark.skipif(
@@ -234,3 +241,172 @@ def test_json_mode_is_accepted_and_constrains_the_output(backend: LocalBackend) 
     assert_reply_shape(deltas, max_tokens=8)
     text = "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
     assert text.lstrip().startswith(("{", "["))
+
+
+# --- exact token counts ----------------------------------------------------------------------
+
+
+def summary(text: str) -> Message:
+    """A summary, as the summarize policy makes it: a system message standing for others."""
+    return Message("system", PREFIX + text, summary_of=["older"])
+
+
+# (system prompt, messages): what chatrepl sends, with the texts a tokenizer finds awkward.
+CONVERSATIONS = {
+    "system and turns": (
+        SYSTEM,
+        [
+            Message("user", "Tell me a story about a dragon."),
+            Message("assistant", "Once upon a time, a dragon named Ember lived in a cave."),
+            Message("user", "And then?"),
+        ],
+    ),
+    "no system prompt": (None, [Message("user", "Hello!")]),
+    "unicode and whitespace": (
+        "Réponds en français. 日本語 🐉",
+        [
+            Message("user", "  indented code:\n    print('héllo')\n"),
+            Message("assistant", "\n\nVoilà — ça marche.\t"),
+            Message("user", ""),
+        ],
+    ),
+    "a summary and no system prompt": (
+        None,
+        [summary("They talked about dragons."), Message("user", "Go on.")],
+    ),
+    "a system prompt and a summary": ("Be brief.", [summary("A gist."), Message("user", "Why?")]),
+    "a text attachment": (
+        None,
+        [Message("user", "Read this:", attachments=[Attachment("notes.txt", " one\n  two\n")])],
+    ),
+}
+
+
+def prompt_tokens(backend: LocalBackend, system: str | None, messages: list[Message]) -> int:
+    """What llama.cpp reports it evaluated for a chat request with these messages."""
+    request = ChatRequest(
+        backend.model_name, tuple(messages), system=system, params=GenerationParams(max_tokens=1)
+    )
+    reply = backend.respond(request)
+    assert reply.usage is not None
+    return reply.usage.prompt_tokens
+
+
+@pytest.mark.parametrize("name", CONVERSATIONS)
+def test_counts_are_the_prompt_tokens_llama_cpp_reports(backend: LocalBackend, name: str) -> None:
+    system, messages = CONVERSATIONS[name]
+    count = counter_for(backend.model_name, backend).count_messages(system, messages)
+    assert count == Count(prompt_tokens(backend, system, messages), True)
+
+
+def test_smollm2s_template_figures(backend: LocalBackend) -> None:
+    """<|im_start|> ROLE \nTEXT <|im_end|> \n: 3 tokens besides the role and "\n" + text; the
+    reply's <|im_start|> ass istant \n: 4; and a 21-token system message of its own ("You are a
+    helpful AI assistant named SmolLM...") when a request has none."""
+    assert backend.chat_overhead() == (3, 4, 21, "\n")
+
+
+def test_count_tokens_tokenizes_as_a_chat_prompt_is(backend: LocalBackend) -> None:
+    texts = ["", "Hello there!", "<|im_end|>", "\n\n\n", "日本語 🐉", "lone \ud800 surrogate"]
+    counts = backend.count_tokens(texts)
+    assert counts[:4] == [0, 3, 1, 1]  # a special token is one token, as in a prompt
+    assert all(n > 0 for n in counts[4:])
+
+
+def test_the_budget_adds_up_to_what_the_next_request_takes(backend: LocalBackend) -> None:
+    """/context's rows add up to the prompt_tokens of a request with the history. The system
+    prompt's row: the reply's priming (4), and "Be brief." as a message (3 + "system" 1 +
+    "\nBe brief." 4), or the template's own system message (21) when there is none."""
+    turns = CONVERSATIONS["system and turns"][1]
+    for system, before, system_row in (
+        ("Be brief.", [], 4 + 8),
+        (None, [], 4 + 21),
+        (None, [summary("A gist.")], 4),  # the summary stands in for a system message
+    ):
+        conversation = Conversation(chat_model=backend.model_name, system=system)
+        for message in [*before, *turns]:
+            conversation.add(message)
+        budget = ContextKeeper(conversation, backend, Settings()).budget()
+        assert budget.exact and budget.system == Count(system_row, True)
+        assert budget.used == prompt_tokens(backend, system, chat_history(conversation))
+
+
+# --- measuring a chat template (a stand-in tokenizer; llama_cpp's own chat handlers) ----------
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SMOLLM2_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+SMOLLM2 = (
+    "{% for m in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\n" + SMOLLM2_DEFAULT + "<|im_end|>\n' }}{% endif %}"
+    "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAMA3 = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>"
+    "\n\n{{ m.content }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+# Replies cost one token more than user messages: no fixed overhead a message.
+UNEVEN = CHATML.replace("<|im_end|>", "{% if m.role == 'assistant' %}<|eot|>{% endif %}<|im_end|>")
+ONE_SYSTEM_MESSAGE = (
+    "{% if messages | selectattr('role', 'equalto', 'system') | list | length > 1 %}"
+    "{{ raise_exception('only one system message') }}{% endif %}" + CHATML
+)
+LLAMA2 = "{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}"
+
+
+class StandInModel:
+    """Enough of a `Llama` for a chat handler: a tokenizer that keeps special markers whole and
+    merges runs of whitespace (as SmolLM2's merges "\n" + "  "), and the template's handler."""
+
+    def __init__(self, template: str) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.chat_handler = Jinja2ChatFormatter(template, "</s>", "<s>").to_chat_handler()
+        self.chat_format = None
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[str]:
+        return re.findall(r"<\|\w+\|>|<s>|\s+|\w+|[^\w\s]", text.decode("utf-8", "replace"))
+
+    def count(self, texts: list[str]) -> list[int]:
+        return [len(self.tokenize(text.encode())) for text in texts]
+
+
+def overhead_of(template: str) -> tuple[int, int, int, str]:
+    model = StandInModel(template)
+    return template_overhead(model, model.count)
+
+
+def test_a_chatml_template_is_measured() -> None:
+    assert overhead_of(CHATML) == (3, 3, 0, "\n")
+
+
+def test_the_default_system_message_of_a_template_is_measured() -> None:
+    default = f"<|im_start|>system\n{SMOLLM2_DEFAULT}<|im_end|>\n"
+    assert overhead_of(SMOLLM2) == (
+        3,
+        3,
+        len(StandInModel(SMOLLM2).tokenize(default.encode())),
+        "\n",
+    )
+
+
+def test_a_template_with_special_tokens_between_role_and_text_is_measured() -> None:
+    # <|start_header_id|> and <|eot_id|> a message; <s>, the reply's header and "\n\n" a request
+    assert overhead_of(LLAMA3) == (2, 5, 0, "<|end_header_id|>\n\n")
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        (UNEVEN, "no fixed overhead|depend on the messages"),
+        (ONE_SYSTEM_MESSAGE, "only one system message"),
+        (LLAMA2, "role before it"),
+    ],
+)
+def test_a_template_the_figures_cannot_describe_is_refused(template: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        overhead_of(template)

@@ -37,6 +37,7 @@ from chatrepl.backends.local_backend import (
 from chatrepl.backends.local_worker import LocalWorkerBackend, exit_cause
 from chatrepl.backends.registry import build_backend
 from chatrepl.config import Settings
+from chatrepl.context.tokens import Count, counter_for
 from chatrepl.conversation.messages import Attachment, GenerationParams, Message
 from chatrepl.errors import BackendError
 from tests.conftest import isolate
@@ -181,18 +182,30 @@ def test_respond_through_the_worker(worker_backend: LocalWorkerBackend) -> None:
 
 def test_token_counting_is_forwarded_to_the_worker(worker_backend: LocalWorkerBackend) -> None:
     """count_tokens and chat_overhead run on the worker's model, as LocalBackend's would; a
-    method LocalBackend lacks is one BackendError line, and the worker carries on."""
-    texts = ["Hello there.", "Tell me a long story about a dragon."]
-    if hasattr(LocalBackend, "count_tokens"):
-        in_process = LocalBackend(worker_backend.spec.model_path)
-        assert worker_backend.count_tokens(texts) == in_process.count_tokens(texts)
-    else:
-        with pytest.raises(BackendError, match="count_tokens") as caught:
-            worker_backend.count_tokens(texts)
-        assert "\n" not in str(caught.value)
+    method that is not forwarded is one BackendError line, and the worker carries on."""
+    texts = ["Hello there.", "Tell me a long story about a dragon.", "\n  indented"]
+    in_process = LocalBackend(worker_backend.spec.model_path)
+    assert worker_backend.count_tokens(texts) == in_process.count_tokens(texts)
+    assert worker_backend.chat_overhead() == in_process.chat_overhead() == (3, 4, 21, "\n")
     pid = worker_backend.worker_pid
+    with pytest.raises(BackendError, match="stream_text") as caught:
+        worker_backend._ask("call", ("stream_text", ()))
+    assert "\n" not in str(caught.value)
     assert text_of(list(worker_backend.stream(chat(max_tokens=3))))
     assert worker_backend.worker_pid == pid
+
+
+def test_counts_through_the_worker_are_the_prompt_tokens_it_reports(
+    worker_backend: LocalWorkerBackend,
+) -> None:
+    model = worker_backend.default_model("chat")
+    counter = counter_for(model, worker_backend)
+    history = [*STORY, Message("assistant", "\n\nOnce, a dragon 🐉."), Message("user", "  More?")]
+    for system in (None, "Be brief."):
+        request = ChatRequest(model, tuple(history), system=system, params=GenerationParams(1))
+        usage = list(worker_backend.stream(request))[-1]
+        assert isinstance(usage, Usage)
+        assert counter.count_messages(system, history) == Count(usage.prompt_tokens, True)
 
 
 def test_closing_the_stream_stops_the_worker_promptly_and_keeps_it(

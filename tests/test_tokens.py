@@ -3,12 +3,14 @@ backend's own tokenizer, and calibrated estimates for every other model."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import inspect
 import re
 import subprocess
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -427,8 +429,10 @@ def test_a_backend_that_tokenizes_counts_exactly_in_one_call() -> None:
 
 
 def test_a_backend_without_its_template_overhead_is_estimated() -> None:
-    counter = counter_for("local-model", TokenizingBackend(overhead=None))
+    backend = TokenizingBackend(overhead=None)
+    counter = counter_for("local-model", backend)
     assert not counter.count_messages(None, [Message("user", "hi there")]).exact
+    assert backend.calls
 
 
 def test_a_failing_backend_gives_estimates_and_recovers() -> None:
@@ -451,6 +455,86 @@ def test_counters_are_remembered_per_backend() -> None:
     first, second = TokenizingBackend(), TokenizingBackend()
     assert counter_for("m", first) is counter_for("m", first)
     assert counter_for("m", first) is not counter_for("m", second)
+
+
+@dataclass
+class TemplateBackend(TokenizingBackend):
+    """Tells SmolLM2's template figures; its tokenizer merges whitespace runs as SmolLM2's
+    does ("\n" + "  x" is "\n  ", "x")."""
+
+    overhead: tuple[int, int] | tuple[int, int, int, str] | None = (3, 4, 21, "\n")
+    asked: int = 0
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        self.calls.append(texts)
+        return [len(re.findall(r"\s+|\w+|[^\w\s]", text)) for text in texts]
+
+    def chat_overhead(self) -> tuple[int, int] | tuple[int, int, int, str]:
+        self.asked += 1
+        return super().chat_overhead()
+
+
+def test_a_message_is_counted_with_the_text_before_it_and_the_default_system_prompt() -> None:
+    backend = TemplateBackend()
+    counter = counter_for("SmolLM2", backend)
+    indented = [Message("user", "  x = 1")]  # 3 + "user" + ("\n  ", "x", " ", "=", " ", "1")
+    assert counter.count_messages("s", indented) == Count((3 + 1 + 2) + (3 + 1 + 6) + 4, True)
+    assert counter.count_messages(None, indented) == Count((3 + 1 + 6) + 4 + 21, True)
+    assert counter.default_system_tokens(None, indented) == 21
+    gist = Message("system", "Summary: gist", summary_of=["x"])  # stands in for a system prompt
+    assert counter.count_messages(None, [gist, *indented]).tokens == (3 + 1 + 5) + 10 + 4
+    assert counter.default_system_tokens(None, [gist]) == 0
+    assert counter.count_messages(None, []) == Count(4, True)  # an empty request gets none
+    wire = [{"role": "user", "content": "  x = 1"}]
+    assert counter.count_wire(wire) == counter.count_messages(None, indented)
+    fresh = TemplateBackend()  # the figures are asked for before anything is counted
+    hello = [{"role": "user", "content": "hi"}]  # 3 + "user" + ("\n", "hi")
+    assert counter_for("SmolLM2", fresh).count_wire(hello) == Count((3 + 1 + 2) + 4 + 21, True)
+
+
+def test_a_backend_with_two_figures_has_no_prefix_and_no_default_system_prompt() -> None:
+    backend = TemplateBackend(overhead=(4, 3))
+    counter = counter_for("m", backend)
+    assert counter.count_messages(None, [Message("user", "a b")]) == Count(4 + 1 + 3 + 3, True)
+
+
+@pytest.mark.parametrize("overhead", [(3, -1), (3, 4, 21), (3, 4, "21", "\n"), (3, 4, 0, None)])
+def test_figures_that_make_no_sense_give_estimates(overhead: Any) -> None:
+    backend = TemplateBackend(overhead=overhead)
+    counter = counter_for("m", backend)
+    assert not counter.count_messages(None, [Message("user", "hi")]).exact
+    assert backend.calls  # counted by the tokenizer, with ChatML's figures
+
+
+def test_the_template_figures_are_asked_for_until_the_backend_can_tell() -> None:
+    """While the model loads (or its process is being replaced) counts are estimates, cached
+    nowhere; once the backend tells its figures, they are exact and it is not asked again."""
+    backend = TemplateBackend(overhead=None)
+    counter = counter_for("m", backend)
+    history = [Message("user", "one two")]
+    assert not counter.count_messages(None, history).exact
+    assert not counter.count_messages(None, history).exact
+    backend.overhead = (3, 4, 21, "\n")
+    assert counter.count_messages(None, history) == Count(3 + 1 + 4 + 4 + 21, True)
+    asked = backend.asked
+    counter.count_messages(None, [*history, Message("assistant", "three")])
+    counter.count_text("four")
+    assert backend.asked == asked
+
+
+def test_a_counter_does_not_keep_its_backend_alive() -> None:
+    """The memo holds counters for as long as their backend lives; a counter holds its backend
+    weakly, so a dropped backend (and the embedded model's process) is freed."""
+    backend = TemplateBackend()
+    key = id(backend)
+    counter = counter_for("m", backend)
+    assert counter.count_messages(None, [Message("user", "hi")]).exact
+    freed = weakref.ref(backend)
+    del backend
+    gc.collect()
+    assert freed() is None
+    assert key not in tokens._memos
+    assert not counter.count_messages(None, [Message("user", "new words")]).exact
 
 
 # --- estimates and calibration -------------------------------------------------------------

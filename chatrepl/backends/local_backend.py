@@ -3,6 +3,10 @@
 `llama_cpp` costs ~0.3 s to import and the SmolLM2 model ~0.2 s to load, so both happen in a
 background thread started by `prepare()`. llama.cpp's own logging is switched off for the whole
 process, so a user sees nothing of its loader chatter.
+
+Token counts are exact: texts are tokenized as llama.cpp tokenizes a chat prompt, and what the
+model's chat template adds around messages is measured on the prompts its chat handler builds
+(`template_overhead`), then checked on the kinds of request chatrepl sends.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import importlib
 import importlib.util
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +85,8 @@ class LocalBackend:
             "local-model", lambda: load_model(self.model_path, n_ctx, n_threads, n_threads_batch)
         )
         self._generation_lock = threading.Lock()
+        self._overhead_lock = threading.Lock()
+        self._overhead: ChatOverhead | ValueError | None = None
         self.on_notice = ignore_notice  # nothing to report: no network, no retries
 
     @property
@@ -107,6 +113,28 @@ class LocalBackend:
     def list_models(self) -> list[str]:
         """The one model this backend runs."""
         return [self.model_name]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens in each text as llama.cpp tokenizes a chat prompt: no BOS, special tokens
+        parsed. Tokenizing needs no generation lock: the vocabulary is read-only."""
+        tokenize = self.model().tokenize
+        return [
+            len(tokenize(text.encode("utf-8", "surrogatepass"), add_bos=False, special=True))
+            for text in texts
+        ]
+
+    def chat_overhead(self) -> ChatOverhead:
+        """What the model's chat template adds, measured once (see `template_overhead`):
+        raises ValueError when the template does not follow a fixed pattern."""
+        with self._overhead_lock:
+            if self._overhead is None:
+                try:
+                    self._overhead = template_overhead(self.model(), self.count_tokens)
+                except ValueError as error:
+                    self._overhead = error
+        if isinstance(self._overhead, ValueError):
+            raise self._overhead
+        return self._overhead
 
     def stream(self, request: Request) -> Iterator[Delta]:
         """Yield text, then the finish reason and token usage; closing it stops generation."""
@@ -264,3 +292,133 @@ def _generation_error(error: Exception, llm: Any) -> BackendError:
             "start a /new conversation, or raise n_ctx in the config file"
         )
     return BackendError(f"the embedded model failed: {error}")
+
+
+# What a chat template adds: (per_message, per_reply, default_system, content_prefix). Tokens
+# around each message besides its role's and its content's; tokens priming the reply; the system
+# message the template adds to a request whose first message is not one (0 for most); and the
+# text between a role and its content, counted with the content since a tokenizer merges it with
+# the content's leading whitespace ("\n" + "  x" is "\n " + " x" in SmolLM2's).
+ChatOverhead = tuple[int, int, int, str]
+ChatMessages = list[dict[str, str]]
+
+_PROMPT, _HELLO, _REPLY, _WHY = "Be brief.", "Hello there!", "Hi! How can I help?", "Why?"
+_SUMMARY = "Summary of the earlier conversation:\nThey talked about dragons."
+# The requests the figures are measured on; then those they must predict exactly: each kind
+# chatrepl sends (a system prompt or none, a summary as a further system message, empty texts,
+# texts beginning or ending with whitespace, non-ASCII text).
+_MEASURED = (
+    [("system", _PROMPT), ("user", _HELLO)],
+    [("system", _PROMPT), ("user", _HELLO), ("assistant", _REPLY), ("user", _WHY)],
+    [("user", _HELLO)],
+)
+_CHECKED = (
+    [
+        ("system", "You are terse."),
+        ("user", "  indented:\n    x = 1"),
+        ("assistant", "\n\nZürich, 日本語, 🐉 — and trailing spaces  \n"),
+        ("user", ""),
+        ("assistant", " "),
+        ("user", "\tA tab first"),
+    ],
+    [("system", _SUMMARY), ("user", _WHY)],
+    [
+        ("system", _PROMPT),
+        ("system", _SUMMARY),
+        ("user", _HELLO),
+        ("assistant", ""),
+        ("user", _WHY),
+    ],
+)
+
+
+def template_overhead(llm: Any, count: Callable[[list[str]], list[int]]) -> ChatOverhead:
+    """What the model's chat template adds to a request, measured on the prompts its chat
+    handler builds (as `create_chat_completion` would, without evaluating them) and checked on
+    others. Raises ValueError when these four figures do not predict every prompt exactly."""
+    first, longer, bare = (_chat(pairs) for pairs in _MEASURED)
+    prefix = content_prefix(chat_prompt(llm, first)[0], "user", _HELLO)
+
+    def own(messages: ChatMessages) -> int:
+        """The tokens of the messages' roles and contents."""
+        roles = count([message["role"] for message in messages])
+        return sum(roles) + sum(count([prefix + message["content"] for message in messages]))
+
+    def tokens(messages: ChatMessages) -> int:
+        return chat_prompt(llm, messages)[1]
+
+    per_message, odd = divmod(tokens(longer) - tokens(first) - own(longer[2:]), 2)
+    per_reply = tokens(first) - 2 * per_message - own(first)
+    default_system = tokens(bare) - per_message - own(bare) - per_reply
+    overhead = (per_message, per_reply, default_system, prefix)
+    if odd or min(per_message, per_reply, default_system) < 0:
+        raise ValueError(f"the model's chat template adds no fixed overhead: {overhead}")
+    for messages in map(_chat, _CHECKED):
+        default = default_system if messages[0]["role"] != "system" else 0
+        predicted = len(messages) * per_message + own(messages) + per_reply + default
+        if tokens(messages) != predicted:
+            raise ValueError("the model's chat template adds tokens that depend on the messages")
+    return overhead
+
+
+def content_prefix(prompt: str, role: str, content: str) -> str:
+    """The text a chat prompt has between a message's role and its content."""
+    end = prompt.rfind(content)
+    start = prompt.rfind(role, 0, end) if end > 0 else -1
+    if start < 0:
+        raise ValueError("the model's chat template does not put a message's role before it")
+    return prompt[start + len(role) : end]
+
+
+def _chat(pairs: Sequence[tuple[str, str]]) -> ChatMessages:
+    return [{"role": role, "content": content} for role, content in pairs]
+
+
+def chat_prompt(llm: Any, messages: ChatMessages) -> tuple[str, int]:
+    """The prompt `create_chat_completion` would evaluate for these messages: its text and its
+    tokens (the prompt_tokens llama.cpp reports), built by the model's own chat handler."""
+    from llama_cpp import llama_chat_format
+
+    handler = (
+        llm.chat_handler
+        or getattr(llm, "_chat_handlers", {}).get(llm.chat_format)
+        or llama_chat_format.get_chat_completion_handler(llm.chat_format)
+    )
+    try:
+        handler(llama=_PromptProbe(llm), messages=messages)
+    except _Prompt as prompt:
+        return prompt.text, prompt.tokens
+    except Exception as error:  # a template that refuses the messages, a handler unlike others
+        raise ValueError(f"cannot build the model's chat prompt: {error}") from error
+    raise ValueError("the model's chat handler builds no prompt")
+
+
+class _Prompt(Exception):
+    """Raised where a chat handler would start evaluating its prompt."""
+
+    def __init__(self, text: str, tokens: int) -> None:
+        super().__init__(text)
+        self.text = text
+        self.tokens = tokens
+
+
+class _PromptProbe:
+    """Stands in for the `Llama` a chat handler drives: it tokenizes with the real model and
+    stops where evaluation would begin."""
+
+    verbose = False
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self._text = ""
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        """The model's tokens for `text`, which is kept as the prompt's text."""
+        self._text = text.decode("utf-8", "replace")
+        return self._llm.tokenize(text, add_bos=add_bos, special=special)
+
+    def create_completion(self, prompt: Any, **arguments: Any) -> Any:
+        """Stop: the prompt is built."""
+        if not isinstance(prompt, list):  # a text prompt is tokenized again, maybe with a BOS
+            raise ValueError("the chat handler passes its prompt as text")
+        raise _Prompt(self._text, len(prompt))

@@ -4,7 +4,8 @@
   format's overhead as OpenAI documents it (3 tokens a message, 1 more for a name, 3 priming the
   reply): exact. Tool calls, tool results and tool definitions follow OpenAI's cookbook
   approximation (their wire format is not documented) and are marked estimated.
-- A backend that tokenizes (the embedded model: llama.cpp's own tokenizer): exact.
+- A backend that tokenizes (the embedded model: llama.cpp's own tokenizer, and what its chat
+  template adds, measured by the backend): exact.
 - Any other model: UTF-8 bytes / 4, calibrated by the prompt_tokens the server reported for
   earlier turns: always an estimate, shown with `~`.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol
@@ -64,6 +65,16 @@ class ChatFormat:
     per_message: int  # around each message (its role's own tokens are counted as text)
     per_reply: int  # priming the reply, once a request
     per_name: int = 1  # a message with a `name`
+    # Between a role and its content: counted with the content, since a tokenizer merges it with
+    # the content's leading whitespace.
+    content_prefix: str = ""
+    default_system: int = 0  # the system message a template adds to a request without one
+
+    def default_for(self, system: str | None, first_role: str | None) -> int:
+        """The default system message's tokens, if a request that begins so gets it."""
+        if not self.default_system or system or first_role in (None, "system"):
+            return 0
+        return self.default_system
 
 
 OPENAI_CHAT = ChatFormat(per_message=3, per_reply=3)  # <|start|>ROLE<|message|>TEXT<|end|>
@@ -101,6 +112,11 @@ class TokenCounter(Protocol):
         """Tokens a chat request with this system prompt and these messages takes."""
         ...
 
+    def default_system_tokens(self, system: str | None, messages: Sequence[Message]) -> int:
+        """Tokens of the system message the model's chat template adds to this request, which
+        has none of its own (0 for most models); `count_messages` includes them."""
+        ...
+
     def count_tools(self, tools: Sequence[ToolSpec]) -> Count:
         """Tokens the tool definitions add to a request."""
         ...
@@ -117,9 +133,9 @@ class TokenCounter(Protocol):
 class TokenizingBackend(Protocol):
     """A backend that can count its model's tokens (capabilities.token_counting).
 
-    It may also have `chat_overhead() -> tuple[int, int]`: the tokens its chat template adds
-    around each message (the role's own tokens not included) and once to prime the reply.
-    Without it counts use ChatML's figures and are marked estimated.
+    It may also have `chat_overhead()`: what its chat template adds, as `ChatFormat`'s
+    `(per_message, per_reply)` or `(per_message, per_reply, default_system, content_prefix)`
+    (raising while it cannot tell). Until it tells, counts use ChatML's figures, marked estimated.
     """
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -290,12 +306,18 @@ class CachedCounter:
         """Tokens a chat request with this system prompt and these messages takes."""
         request = self._counted(system, messages)
         tokens = request.tokens + self.chat_format.per_reply
+        tokens += self.default_system_tokens(system, messages)
         return Count(tokens, self.exact and request.exact)
+
+    def default_system_tokens(self, system: str | None, messages: Sequence[Message]) -> int:
+        """Tokens of the system message the chat template adds to a request without one."""
+        return self.chat_format.default_for(system, messages[0].role if messages else None)
 
     def count_wire(self, messages: Sequence[Mapping[str, Any]]) -> Count:
         """Tokens of API-shaped messages (dicts as the Chat Completions API takes them)."""
         entries, _ = self._count_parts([wire_parts(wire) for wire in messages])
-        return self._total(entries)
+        first_role = str(messages[0].get("role")) if messages else None
+        return self._total(entries, self.chat_format.default_for(None, first_role))
 
     def count_tools(self, tools: Sequence[ToolSpec]) -> Count:
         """Tokens the tool definitions add: the cookbook's approximation, never exact."""
@@ -305,8 +327,8 @@ class CachedCounter:
         counts = self._count_texts(lines) or [estimate_tokens(line) for line in lines]
         return Count(fixed + sum(counts), False)
 
-    def _total(self, entries: list[tuple[int, bool]]) -> Count:
-        tokens = sum(map(itemgetter(0), entries)) + self.chat_format.per_reply
+    def _total(self, entries: list[tuple[int, bool]], default_system: int = 0) -> Count:
+        tokens = sum(map(itemgetter(0), entries)) + self.chat_format.per_reply + default_system
         return Count(tokens, self.exact and all(map(itemgetter(1), entries)))
 
     def _counted(self, system: str | None, messages: Sequence[Message]) -> _Request:
@@ -348,6 +370,9 @@ class CachedCounter:
         """(tokens, exact) for each message, and whether the counts may be cached. Texts and
         roles not seen before are counted in one call (one request to a tokenizing backend)."""
         roles = sorted({role for role, _, _, _ in parts} - self._roles.keys())
+        prefix = self.chat_format.content_prefix
+        if prefix:
+            parts = [(role, _prefixed(prefix, texts), *rest) for role, texts, *rest in parts]
         flat = roles + [text for _, texts, _, _ in parts for text in texts]
         counts = self._count_texts(flat)
         counted = counts is not None
@@ -363,6 +388,11 @@ class CachedCounter:
             entries.append((tokens + sum(counts[start:end]), exact and counted))
             start = end
         return entries, counted
+
+
+def _prefixed(prefix: str, texts: list[str]) -> list[str]:
+    """A message's texts with the chat format's content prefix before the first."""
+    return [prefix + texts[0], *texts[1:]] if texts else [prefix]
 
 
 def tool_lines(tools: Sequence[ToolSpec], form: ToolFormat) -> tuple[list[str], int]:
@@ -426,28 +456,72 @@ class EncodingCounter(CachedCounter):
 
 
 class BackendCounter(CachedCounter):
-    """Exact counts from the backend's own tokenizer (the embedded model's llama.cpp)."""
+    """Exact counts from the backend's own tokenizer (the embedded model's llama.cpp) and what
+    its chat template adds, which the backend tells on first use.
+
+    The backend is held weakly (a counter is remembered for as long as its backend lives, and
+    must not keep it, or the embedded model's process, alive): once it is gone, counts are
+    estimates. Until the backend has told its template's figures (the model is still loading,
+    or its process died), counts are marked estimated and not cached.
+    """
+
+    exact = False  # until the backend tells its chat template's figures
+    chat_format = CHATML  # a guess until then
 
     def __init__(self, model: str, backend: TokenizingBackend) -> None:
         super().__init__(model)
-        self.backend = backend
-        overhead = _chat_overhead(backend)
-        self.chat_format = ChatFormat(*overhead) if overhead else CHATML
-        self.exact = overhead is not None
+        self._backend = _weak(backend)
+
+    @property
+    def backend(self) -> TokenizingBackend | None:
+        """The backend, or None once it has been freed."""
+        return self._backend()
+
+    def _counted(self, system: str | None, messages: Sequence[Message]) -> _Request:
+        self._learn_format()
+        return super()._counted(system, messages)
 
     def _count_texts(self, texts: list[str]) -> list[int] | None:
+        self._learn_format()
+        backend = self._backend()
+        if backend is None:
+            return None
         if not texts:
             return []
         try:
-            counts = self.backend.count_tokens(list(texts))
+            counts = backend.count_tokens(list(texts))
         except (ChatReplError, OSError, RuntimeError, ValueError):
             return None  # the model is not loaded or its process died: estimate for now
         valid = isinstance(counts, list) and len(counts) == len(texts)
         return counts if valid and all(isinstance(n, int) and n >= 0 for n in counts) else None
 
+    def _count_parts(self, parts: list[_Parts]) -> tuple[list[tuple[int, bool]], bool]:
+        self._learn_format()  # before the format's content prefix is read
+        entries, cacheable = super()._count_parts(parts)
+        if self.exact:
+            return entries, cacheable
+        return [(tokens, False) for tokens, _ in entries], False  # the overhead is a guess
 
-def _chat_overhead(backend: object) -> tuple[int, int] | None:
-    """The backend's chat template overhead, when it declares a sensible one."""
+    def _learn_format(self) -> None:
+        """Ask the backend for its chat template's figures, until it has told them."""
+        if self.exact:
+            return
+        backend = self._backend()
+        form = _chat_format_of(backend) if backend is not None else None
+        if form is not None:
+            self.chat_format, self.exact = form, True
+
+
+def _weak(backend: object) -> Callable[[], Any]:
+    """A weak reference to the backend; a strong one to what cannot be weakly referenced."""
+    try:
+        return weakref.ref(backend)
+    except TypeError:
+        return lambda: backend
+
+
+def _chat_format_of(backend: object) -> ChatFormat | None:
+    """The backend's chat template figures, when it tells sensible ones."""
     declare = getattr(backend, "chat_overhead", None)
     if not callable(declare):
         return None
@@ -455,11 +529,13 @@ def _chat_overhead(backend: object) -> tuple[int, int] | None:
         overhead = declare()
     except (ChatReplError, OSError, RuntimeError, ValueError):
         return None
-    if not isinstance(overhead, tuple) or len(overhead) != 2:
+    if not isinstance(overhead, tuple) or len(overhead) not in (2, 4):
         return None
-    if all(isinstance(n, int) and n >= 0 for n in overhead):
-        return overhead
-    return None
+    per_message, per_reply, default_system, prefix = (*overhead, 0, "")[:4]
+    figures = (per_message, per_reply, default_system)
+    if not all(isinstance(n, int) and n >= 0 for n in figures) or not isinstance(prefix, str):
+        return None
+    return ChatFormat(per_message, per_reply, content_prefix=prefix, default_system=default_system)
 
 
 @dataclass(frozen=True)
@@ -568,9 +644,18 @@ def _memo_of(backend: object | None) -> dict[str, TokenCounter]:
     entry = _memos.get(id(backend))
     if entry is not None and entry[0]() is backend:
         return entry[1]
+    key = id(backend)
     try:
-        reference = weakref.ref(backend)
+        reference = weakref.ref(backend, lambda dead: _forget(key, dead))
     except TypeError:
         return {}  # cannot tell when it dies: no memo
-    _memos[id(backend)] = (reference, {})
-    return _memos[id(backend)][1]
+    _memos[key] = (reference, {})
+    return _memos[key][1]
+
+
+def _forget(key: int, reference: weakref.ref[Any]) -> None:
+    """A backend has been freed: its counters go too. No lock: this runs wherever the last
+    reference went, maybe with the memo's lock held; each dict operation is atomic."""
+    entry = _memos.get(key)
+    if entry is not None and entry[0] is reference:
+        _memos.pop(key, None)
