@@ -30,8 +30,10 @@ class WordCounter:
 
     model: str = MODEL
     calls: int = 0
+    counted: int = 0  # words looked at, over all calls
 
     def count_text(self, text: str) -> Count:
+        self.counted += len(text.split())
         return Count(len(text.split()), True)
 
     def count_messages(self, system: str | None, messages: Sequence[Message]) -> Count:
@@ -40,6 +42,9 @@ class WordCounter:
         for message in messages:
             total += self.count_text(message.content).tokens + 4
         return Count(total, True)
+
+    def default_system_tokens(self, system: str | None, messages: Sequence[Message]) -> int:
+        return 0
 
 
 class Collect:
@@ -193,6 +198,42 @@ def test_the_budget_shows_where_the_tokens_go() -> None:
     assert budget.free == 400 - budget.used - 100
 
 
+@dataclass
+class DefaultSystemCounter(WordCounter):
+    """A word counter for a chat template that adds its own 20-token system message to a
+    request without one (as SmolLM2's does), and 3 tokens priming the reply."""
+
+    def count_messages(self, system: str | None, messages: Sequence[Message]) -> Count:
+        total = super().count_messages(system, messages).tokens + 3
+        return Count(total + self.default_system_tokens(system, messages), True)
+
+    def default_system_tokens(self, system: str | None, messages: Sequence[Message]) -> int:
+        return 0 if system or not messages or messages[0].role == "system" else 20
+
+
+@pytest.mark.parametrize(
+    ("system", "summarized", "system_row"),
+    [("be brief", False, 2 + 4 + 3), (None, False, 20 + 3), (None, True, 3)],
+)
+def test_the_budget_puts_a_templates_own_system_prompt_in_the_system_row(
+    system: str | None, summarized: bool, system_row: int
+) -> None:
+    """The rows add up to the request; a template's system message, sent only when the request
+    has none (a summary is one), is in the system prompt's row, not the history's."""
+    conversation = Conversation(chat_model=MODEL, system=system)
+    if summarized:
+        conversation.add(Message("system", "the gist", summary_of=["older"]))
+    conversation.add(Message("user", "one two three"))
+    conversation.add(Message("assistant", "four five"))
+    counter = DefaultSystemCounter()
+    keeper = ContextKeeper(conversation, ScriptedBackend(), Settings(), print, counter)
+    budget = keeper.budget()
+    assert budget.system == Count(system_row, True)
+    assert budget.summary.tokens == (2 + 4 if summarized else 0)
+    assert budget.sent == Count((3 + 4) + (2 + 4), True)
+    assert budget.used == counter.count_messages(system, chat_history(conversation)).tokens
+
+
 def test_compact_summarizes_now() -> None:
     runner, keeper, _notes = setup("summarize", window=100_000, replies=["a1", "a2", "a3"])
     for i in range(3):
@@ -205,6 +246,24 @@ def test_compact_summarizes_now() -> None:
         "question 2",
         "a3",
     ]
+
+
+def test_a_long_history_is_summarized_in_chunks_that_fit_counting_each_message_once() -> None:
+    runner, keeper, _notes = setup("summarize", window=2000)
+    runner.backend.answer, made = answers()  # type: ignore[attr-defined]
+    history = runner.conversation.messages
+    for i in range(300):
+        history += [Message("user", words(20, f"q{i}")), Message("assistant", words(30, f"a{i}"))]
+    counter = keeper.counter
+    assert isinstance(counter, WordCounter)
+    counter.counted = 0
+    summary = keeper.compact()
+    assert summary is not None and len(summary.summary_of or []) == 598  # but the last exchange
+    assert len(made) > 5  # in chunks, each folded into the next
+    for request in made:
+        sent = counter.count_messages(request.system, request.messages).tokens
+        assert sent + request.params.max_tokens <= 2000
+    assert counter.counted < 3 * 300 * 50  # each message counted about once: not quadratic
 
 
 def test_completion_prompts_larger_than_the_window_are_refused() -> None:

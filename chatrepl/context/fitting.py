@@ -25,6 +25,11 @@ from chatrepl.errors import ChatReplError
 POLICIES = ("summarize", "trim", "off")
 KEEP_FRACTION = 0.4  # after a summary, the recent exchanges kept whole fill at most this much
 SUMMARY_TOKENS = 600  # the longest summary asked for (less on small windows)
+# A summary request's transcript is counted message by message: each message's label and the
+# blank line before it take about this many tokens more than its count in a chat request, and
+# a chunk fills at most this share of the room, for what the sum of parts misses.
+LABEL_TOKENS = 4
+CHUNK_FILL = 0.95
 # No remote chat model has a smaller window (the embedded one's is known without a lookup).
 SMALLEST_REMOTE_WINDOW = 4096
 
@@ -214,24 +219,20 @@ class ContextKeeper:
         summaries = [m for m in sent if m.is_summary]
         rest = [m for m in sent if not m.is_summary]
         left_out = [m for m in self.conversation.messages if m.id in self.omitted]
-        counter = self.tokens()
+        counter, system = self.tokens(), self.conversation.system
         reserve = self.reserve(window.tokens, params) if window.tokens else 0
-        priming = counter.count_messages(None, [])  # what every request adds once
-
-        def part(system: str | None, messages: list[Message]) -> Count:
-            if not system and not messages:
-                return Count(0, True)
-            counted = counter.count_messages(system, messages)
-            return Count(max(0, counted.tokens - priming.tokens), counted.exact)
-
+        # The system prompt's row: the prompt (or the one the model's chat template adds to a
+        # request without one) and the reply's priming; each other row, what its messages add.
+        prompt = counter.count_messages(system, [])
+        default = counter.default_system_tokens(system, [*summaries, *rest])
         return Budget(
             window,
             self.policy,
-            part(self.conversation.system, []) + priming,
-            part(None, summaries),
-            part(None, rest),
-            part(None, left_out),
-            reserve,
+            Count(prompt.tokens + default, prompt.exact),
+            summary=_added(counter, system, [], summaries),
+            left_out=_added(counter, system, summaries, left_out),  # as if sent
+            sent=_added(counter, system, summaries, rest),  # last: a turn counts on from it
+            reserve=reserve,
         )
 
     def _summarize(
@@ -258,21 +259,32 @@ class ContextKeeper:
     def _summarize_in_chunks(
         self, previous: Message | None, older: list[list[Message]], room: int, size: int
     ) -> Message:
-        """Fold the older exchanges into the summary, as many per request as the window takes."""
+        """Fold the older exchanges into the summary, as many per request as the window takes.
+
+        A chunk's size is what its request holds without messages (counted once per summary)
+        plus each exchange's own count (cached per message) and its label: counting the whole
+        transcript again for each exchange made a long history's first summary quadratic.
+        """
+        room = int(room * CHUNK_FILL)
         chunk: list[Message] = []
+        used = self._request_tokens(previous, size)
         for exchange in older:
-            candidate = [*chunk, *exchange]
-            prompt = summary.summary_request(self.model, previous, candidate, size)
-            if chunk and self._count(list(prompt.messages), prompt.system).tokens > room:
+            tokens = self._count(exchange).tokens + LABEL_TOKENS * len(exchange)
+            if chunk and used + tokens > room:
                 previous = summary.write_summary(
                     self.conversation, self.backend, previous, chunk, size, self.observe
                 )
-                chunk = list(exchange)
-            else:
-                chunk = candidate
+                chunk, used = [], self._request_tokens(previous, size)
+            chunk += exchange
+            used += tokens
         return summary.write_summary(
             self.conversation, self.backend, previous, chunk, size, self.observe
         )
+
+    def _request_tokens(self, previous: Message | None, size: int) -> int:
+        """A summary request's tokens before any message: instructions, the previous summary."""
+        prompt = summary.summary_request(self.model, previous, [], size)
+        return self._count(list(prompt.messages), prompt.system).tokens
 
     def _history(self) -> list[Message]:
         from chatrepl.engine.history import chat_history
@@ -288,6 +300,20 @@ class ContextKeeper:
 def shown(count: Count) -> str:
     """A count as shown to the user: `~` marks an estimate."""
     return f"{count.tokens:,}" if count.exact else f"~{count.tokens:,}"
+
+
+def _added(
+    counter: TokenCounter, system: str | None, before: list[Message], messages: list[Message]
+) -> Count:
+    """The tokens `messages` add to a request of `system` and `before`; not the default system
+    message a chat template adds when they come first (the system prompt's row shows it)."""
+    if not messages:
+        return Count(0, True)
+    base = counter.count_messages(system, before)
+    after = counter.count_messages(system, [*before, *messages])
+    default = counter.default_system_tokens(system, [*before, *messages])
+    default -= counter.default_system_tokens(system, before)
+    return Count(max(0, after.tokens - base.tokens - default), base.exact and after.exact)
 
 
 def split_exchanges(messages: Sequence[Message]) -> list[list[Message]]:
