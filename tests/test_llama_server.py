@@ -119,12 +119,18 @@ def test_context_overflow_is_one_line(llama_env) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+# A word of the reply: not one of the spinner's ("waiting for smollm2…"), not an escape code.
+REPLY_WORD = r"\b(?!(?:waiting|for)\b)[a-z]{3,}\b"
+
+
 def test_ctrl_c_mid_stream_then_chat_goes_on(llama_env, monkeypatch) -> None:
     monkeypatch.setenv("CHATREPL_CHAT_MAX_TOKENS", "400")
     child = spawn(dict(os.environ))
     child.expect(PROMPT["chat"])
     type_line(child, "Write a very long story about a dragon, in many chapters.")
-    time.sleep(2.5)  # the reply is streaming by now: ~100 tokens/s, 400 allowed
+    child.expect("waiting for")
+    child.expect(REPLY_WORD, timeout=60)  # the reply is streaming (the first token can be slow)
+    time.sleep(0.5)  # ~100 tokens/s, 400 allowed: far from done
     child.sendintr()
     child.expect("interrupted", timeout=10)
     child.expect(PROMPT["chat"])
