@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -79,6 +78,11 @@ class Settings:
     def uses_azure(self) -> bool:
         """Whether the Azure OpenAI variables select the AzureOpenAI client."""
         return bool(self.azure_endpoint)
+
+    @property
+    def has_tools(self) -> bool:
+        """Whether tools beyond the built-ins are configured (tools are then on at start)."""
+        return bool(self.functions or self.mcp or self.tools)
 
     @property
     def has_remote_api(self) -> bool:
@@ -204,6 +208,8 @@ def load_settings(
 def _preset_values(values: Mapping[str, Any], environ: Mapping[str, str] | None) -> dict[str, Any]:
     """What the chosen profile and role set: above the config file and environment, below
     flags."""
+    if not any(values.get(key) for key in ("profiles", "roles", "profile", "role")):
+        return {}  # the usual case: nothing to check, and no need to import roles at start-up
     from chatrepl.profiles import check_profile, profile_settings
     from chatrepl.roles import all_roles, find_role
 
@@ -252,6 +258,8 @@ def _check_key(name: str, key: str | None) -> None:
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
+    import tomllib  # only when there is a file to read
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

@@ -9,12 +9,12 @@ from chatrepl.config import Overrides, Settings, history_path, load_settings, se
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.store import SessionBusy, SessionStore
 from chatrepl.errors import SessionError
-from chatrepl.tools.setup import build_toolbox
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from chatrepl.repl.loop import Repl
+    from chatrepl.tools.toolbox import Toolbox
 
 
 def open_repl(overrides: Overrides, resume: str | None, latest: bool) -> None:
@@ -51,8 +51,16 @@ def build_repl(
     apply_overrides(conversation, overrides)
     state = ReplState(conversation, store, settings, backend)
     repl = Repl(state, console, PromptReader(state, history_path(), input=input, output=output))
-    state.toolbox = build_toolbox(settings, repl.notify_tool, repl.approve_tool)
+    state.make_toolbox = lambda: _toolbox(settings, repl)
+    if settings.has_tools:
+        state.tools()  # on from the start; else made at the first /tools
     return repl
+
+
+def _toolbox(settings: Settings, repl: Repl) -> Toolbox:
+    from chatrepl.tools.setup import build_toolbox
+
+    return build_toolbox(settings, repl.notify_tool, repl.approve_tool)
 
 
 def session_store(keep_open: bool = False) -> SessionStore:

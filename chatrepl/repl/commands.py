@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,7 +155,7 @@ TOOLS_USAGE = "use /tools, /tools on|off, /tools enable|disable|auto NAME"
 
 
 def _tools(state: ReplState, arg: str) -> Result:
-    toolbox = state.toolbox
+    toolbox = state.tools()
     if toolbox is None:
         raise CommandError("tools are not available in this run")
     action, _, name = arg.partition(" ")
@@ -212,7 +211,8 @@ def _approval(toolbox: Toolbox, tool: Tool) -> str:
 
 
 def _tool_completions(state: ReplState) -> list[str]:
-    names = sorted(state.toolbox.available) if state.toolbox else []
+    toolbox = state.tools()
+    names = sorted(toolbox.available) if toolbox else []
     return [
         "on",
         "off",
@@ -408,6 +408,8 @@ def dispatch(state: ReplState, line: str) -> Result:
 
 def unknown_command_message(name: str) -> str:
     """`unknown command /x` plus the closest real commands."""
+    import difflib
+
     close = difflib.get_close_matches(name, list(_BY_NAME), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join('/' + c for c in close)}?" if close else "; try /help"
     return f"unknown command /{name}{hint}"

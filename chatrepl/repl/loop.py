@@ -12,11 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatrepl import __version__
-from chatrepl.context.prices import warm_up_in_background
 from chatrepl.conversation.messages import Message
 from chatrepl.engine.attachments import check_sendable
 from chatrepl.engine.input_limit import check_input_size
-from chatrepl.engine.turn import Sink, Turn, TurnOutcome
 from chatrepl.errors import ErrorBoundary
 from chatrepl.repl import commands
 from chatrepl.repl.prompt import PromptReader
@@ -27,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from chatrepl.conversation.messages import ToolCall
+    from chatrepl.engine.turn import Sink, TurnOutcome
     from chatrepl.repl.tool_ui import ReplToolUI
     from chatrepl.tools.toolbox import Approval, Tool
 
@@ -128,6 +127,8 @@ class Repl:
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
         self.state.refresh_meter_in_background(self.reader.redraw)
+        from chatrepl.context.prices import warm_up_in_background
+
         warm_up_in_background()
         if self.pending_transcript:
             self.reader.print_above(self.show_pending_transcript)
@@ -213,6 +214,8 @@ class Repl:
         attached = tuple(state.pending)  # /file, /image: they go with this message
         check_sendable(attached, mode, state.backend.capabilities.images, state.backend.name)
         runner = state.runner(checkpoint=self.autosave)
+        from chatrepl.engine.turn import Turn
+
         turn = Turn(text, mode, attachments=attached)
         self._stream(mode, text, lambda sink: runner.take(turn, sink))
         state.pending.clear()  # sent (a failed turn keeps them for the next try)

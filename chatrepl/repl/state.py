@@ -14,13 +14,13 @@ from chatrepl.context.meter import Meter, money
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import Attachment
 from chatrepl.conversation.store import SessionStore
-from chatrepl.engine.turn import TurnRunner
 from chatrepl.errors import ErrorBoundary
-from chatrepl.tools.toolbox import Toolbox
 
 if TYPE_CHECKING:
     from chatrepl.context.fitting import ContextKeeper
     from chatrepl.context.request_log import RequestObserver
+    from chatrepl.engine.turn import TurnRunner
+    from chatrepl.tools.toolbox import Toolbox
 
 
 @dataclass
@@ -32,7 +32,8 @@ class ReplState:
     settings: Settings
     backend: Backend
     model_cache: list[str] | None = field(default=None, repr=False)
-    toolbox: Toolbox | None = field(default=None, repr=False)
+    toolbox: Toolbox | None = field(default=None, repr=False)  # made by tools() when needed
+    make_toolbox: Callable[[], Toolbox] | None = field(default=None, repr=False)
     notify: Callable[[str], None] = field(default=print, repr=False)  # one dim line
     meter: Meter = field(init=False, repr=False)
     meter_text: str = ""  # the toolbar's context use and session cost, as of the last turn
@@ -114,8 +115,16 @@ class ReplState:
             close()
         backend.prepare()
 
+    def tools(self) -> Toolbox | None:
+        """The toolbox, made now if it was not yet (the first /tools, or tools configured)."""
+        if self.toolbox is None and self.make_toolbox is not None:
+            self.toolbox = self.make_toolbox()
+        return self.toolbox
+
     def runner(self, checkpoint: Callable[[], None] | None = None) -> TurnRunner:
         """Runs turns of the current conversation."""
+        from chatrepl.engine.turn import TurnRunner
+
         tools = self.toolbox if self.backend.capabilities.tools else None
         return TurnRunner(
             self.conversation,

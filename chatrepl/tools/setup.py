@@ -35,8 +35,7 @@ def build_toolbox(
     toolbox.sources.extend(_mcp_servers(settings))
     for name in settings.tools:
         enable(toolbox, name)
-    configured = bool(settings.functions or settings.mcp or settings.tools)
-    toolbox.active = configured if active is None else active
+    toolbox.active = settings.has_tools if active is None else active
     return toolbox
 
 
