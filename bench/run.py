@@ -71,6 +71,10 @@ def run_startup(quick: bool, competitors: bool) -> tuple[list[Figure], str]:
 
     missing = tools.install() if competitors else {}
     measure_them = competitors or not quick
+    if measure_them:
+        problem = tools.install_chatrepl()  # this tree, in its own venv like the competitors
+        if problem:
+            missing["chatrepl-venv"] = problem
     figures, results = startup_bench.measure(rounds=7, competitors=measure_them)
     results.missing.update(missing)
     if not measure_them:

@@ -12,7 +12,17 @@ from typing import Any
 
 from common import Figure, log, median, ratio, seconds
 from procs import Probe, ProbeError, interleave, time_to_prompt, wall_time
-from tools import ANSWER, API_KEY, MODEL, PROMPT, Tool, available, chatrepl, clean_environment
+from tools import (
+    ANSWER,
+    API_KEY,
+    MODEL,
+    PROMPT,
+    Tool,
+    available,
+    chatrepl,
+    chatrepl_in_venv,
+    clean_environment,
+)
 
 SECTION = "Start-up"
 FIGURES = ("REPL prompt on screen", "--version", f'ask "{PROMPT}"')
@@ -59,7 +69,8 @@ def measure(rounds: int, competitors: bool) -> tuple[list[Figure], Results]:
         missing: dict[str, str] = {}
         if competitors:
             found, missing = available(server.base_url, root)
-            tools += found
+            own = chatrepl_in_venv(server.base_url, root / "chatrepl-venv")
+            tools += ([own] if own else []) + found
         probes = baseline_probes(server) + [p for t in tools for p in tool_probes(t, server)]
         names = ", ".join(t.name for t in tools)
         log(f"start-up: {len(probes)} probes ({names} and baselines), {rounds} rounds …")
@@ -126,8 +137,18 @@ def chatrepl_figures(results: Results) -> list[Figure]:
     ]
     llm_ask = got.get(f"llm: {FIGURES[2]}")
     if llm_ask is not None:
-        figures.append(_relative(ask, llm_ask, f'`chatrepl ask "{PROMPT}"`', "llm prompt", 1.0))
+        mine = _compared(results)
+        name = f'`chatrepl ask "{PROMPT}"`' + (" (own venv)" if mine != "chatrepl" else "")
+        figures.append(_relative(got.get(f"{mine}: {FIGURES[2]}"), llm_ask, name,
+                                 "llm prompt", 1.0))  # fmt: skip
     return figures
+
+
+def _compared(results: Results) -> str:
+    """Which chatrepl is compared with the competitors: the one in its own venv, as they are,
+    when it was measured; else the main environment's."""
+    names = {tool.name for tool in results.tools}
+    return "chatrepl-venv" if "chatrepl-venv" in names else "chatrepl"
 
 
 def _absolute(value: float | None, name: str, limit: float, results: Results) -> Figure:
@@ -158,14 +179,15 @@ def _why(probe: str, results: Results) -> str:
 
 def competitor_table(results: Results) -> list[list[str]]:
     """Rows of the competitors table: each figure, per program, with its ratio to chatrepl."""
-    missing = results.missing
-    header = ["", *(f"{t.name} {t.version}" for t in results.tools), *missing]
+    missing, mine = results.missing, _compared(results)
+    shown = [t for t in results.tools if t.name == mine or not t.name.startswith("chatrepl")]
+    header = ["", *(f"{t.name} {t.version}" for t in shown), *missing]
     rows = [header]
     for figure in FIGURES:
-        ours = results.medians.get(f"chatrepl: {figure}")
+        ours = results.medians.get(f"{mine}: {figure}")
         row = [figure]
-        for tool in results.tools:
-            row.append(_cell(results, f"{tool.name}: {figure}", ours, tool.name == "chatrepl"))
+        for tool in shown:
+            row.append(_cell(results, f"{tool.name}: {figure}", ours, tool.name == mine))
         row += [missing[name] if figure == FIGURES[0] else "" for name in missing]
         rows.append(row)
     return rows
