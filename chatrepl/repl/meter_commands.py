@@ -41,7 +41,7 @@ def context_report(state: ReplState) -> Result:
     else:
         lines.append(bar(budget))
     rows = [
-        ("system prompt", shown(budget.system), "yours, or the model's own; and the framing"),
+        ("system prompt", shown(budget.system), "yours, or the model's default; with the framing"),
         ("summary", shown(budget.summary), "stands for the oldest messages (/compact)"),
         ("history sent", shown(budget.sent), "the messages this request carries"),
         ("history left out", shown(budget.left_out), "trimmed: in the session, not sent"),
