@@ -166,3 +166,15 @@ def test_loading_another_session_recounts_the_toolbar(chatrepl_env) -> None:
     assert re.fullmatch(r"context \d+% · \$0\.\d+", state.meter_text), state.meter_text
     new = run_repl(lines("first", "/new", "")).repl.state
     assert new.meter_text == ""
+
+
+def test_ctrl_c_while_the_count_is_awaited_offers_the_line_again(chatrepl_env, monkeypatch) -> None:
+    from chatrepl.repl.state import ReplState
+
+    def interrupted(self: ReplState) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ReplState, "settle", interrupted)
+    result = run_repl(lines("typed while counting"))
+    assert result.conversation.messages == []  # nothing was sent
+    assert "(cancelled)" in result.output  # and the REPL went on to its next prompt

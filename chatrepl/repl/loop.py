@@ -144,7 +144,12 @@ class Repl:
 
     def handle_line(self, text: str) -> bool:
         """Act on one input; False means leave. Errors are one line and the loop goes on."""
-        self.state.settle()  # the background count of a resumed session is done
+        try:
+            self.state.settle()  # the background count of a resumed session is done
+        except KeyboardInterrupt:
+            self.prefill = text  # nothing was done: the line is offered again
+            self.info("(cancelled)")
+            return True
         stripped = text.strip()
         if not stripped:
             return True

@@ -170,10 +170,11 @@ class ReplState:
         self._counting.start()
 
     def settle(self) -> None:
-        """Wait for the background count, if one is under way."""
-        counting, self._counting = self._counting, None
-        if counting is not None:
-            counting.join()
+        """Wait for the background count, if one is under way (Ctrl-C stops the waiting, not
+        the count: the next call waits again)."""
+        if self._counting is not None:
+            self._counting.join()
+            self._counting = None
 
     def refresh_meter(self) -> None:
         """Recount what the toolbar shows: context used and the session's cost."""
