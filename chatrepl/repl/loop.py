@@ -2,12 +2,13 @@
 
 Everything that prints through rich (views, tool_ui, stream_render; rich costs ~50 ms to
 import) is imported where it is used: the prompt is on screen first, and `prompt_shown` imports
-them just after (keys typed meanwhile wait those few ms; a thread would make the first turn race
-it for the import locks).
+them in a thread while the user types (the prompt stays responsive; a turn sent sooner waits for
+the modules it needs).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -123,7 +124,7 @@ class Repl:
 
     def prompt_shown(self) -> None:
         """Once the prompt is on screen: start slow set-up, show what a resume left to show."""
-        _import_printing()  # first: the threads below would slow it down
+        threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
         self.state.refresh_meter_in_background(self.reader.redraw)
