@@ -124,7 +124,7 @@ def run_ask(options: AskOptions, out: Console | None = None, err: Console | None
     check_sendable(options.attachments, options.mode, backend.capabilities.images, backend.name)
     conversation = conversation or new_conversation(settings, backend, name=options.session)
     _apply(options, conversation, backend)
-    out = out or Console(highlight=False)
+    out = out or views.terminal_console()
     err = err or Console(stderr=True, highlight=False)
     backend.on_notice = lambda text: views.info(err, text)  # e.g. each retry, on stderr
     outcome = _answer(options, conversation, settings, backend, out, err, store)

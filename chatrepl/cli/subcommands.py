@@ -29,11 +29,10 @@ def list_sessions() -> None:
 
 def show_session(name: str) -> None:
     """`chatrepl sessions show NAME`."""
-    from rich.console import Console
 
     from chatrepl.ui import views
 
-    console = Console(highlight=False)
+    console = views.terminal_console()
     messages = SessionStore(sessions_dir()).load(name).messages
     if console.is_terminal:
         views.transcript(console, messages)
@@ -82,8 +81,6 @@ def search_sessions(text: str, limit: int) -> bool:
     A terminal gets a table with the matches highlighted; a pipe one tab-separated line each."""
     import sys
 
-    from rich.console import Console
-
     from chatrepl.cli.build import session_store
     from chatrepl.errors import CommandError
     from chatrepl.ui import views
@@ -94,7 +91,7 @@ def search_sessions(text: str, limit: int) -> bool:
     if not hits:
         print(sanitize(f"no session matches {text!r}"), file=sys.stderr)
         return False
-    console = Console(highlight=False)
+    console = views.terminal_console()
     if not console.is_terminal:
         for hit in hits:
             print("\t".join(one_line(str(cell)) for cell in views.search_row(hit)))
@@ -182,7 +179,7 @@ def show_logs(last: int, as_json: bool) -> None:
     from chatrepl.ui import views
 
     rows = [_log_row(record) for record in records]
-    console = Console(highlight=False)
+    console = views.terminal_console()
     if not console.is_terminal:  # piped: no terminal width to fit, keep every cell whole
         console = Console(highlight=False, width=200)
     console.print(views.table(LOG_COLUMNS, rows))

@@ -143,7 +143,7 @@ class Usage:
         if type(prompt) is int and type(completion) is int and type(total) is int:
             return cls(prompt, completion, total)  # as chatrepl writes it: no conversions
         try:
-            counts = [int(data[key]) for key in ("prompt_tokens", "completion_tokens")]
+            counts = [int(data[key]) for key in _USAGE_KEYS[:2]]
         except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise ValueError("usage needs prompt_tokens and completion_tokens") from error
         total = data.get("total_tokens")
@@ -368,9 +368,8 @@ def _plain_fields(data: dict[str, Any]) -> dict[str, Any]:
     """_typed_fields for a message with only _PLAIN_KEYS (role, content and mode checked)."""
     values = dict(data)
     for key in ("model", "finish_reason"):
-        value = values.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"{key} must be text, not {type(value).__name__}")
+        if values.get(key) is not None:
+            _text(values[key], key)
     for key in ("id", "time"):
         value = values.get(key, "")
         if not (value and isinstance(value, str)):
