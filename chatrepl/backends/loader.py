@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from chatrepl import collection
+
 T = TypeVar("T")
 
 
@@ -41,3 +43,5 @@ class BackgroundLoad(Generic[T]):
             self._value = self._load()
         except BaseException as error:  # reported by result(), in the thread that needs it
             self._error = error
+        finally:
+            collection.startup_done()  # the slow imports are over

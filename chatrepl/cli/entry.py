@@ -13,12 +13,22 @@ import sys
 
 def main() -> None:
     """Console-script entry point."""
-    if sys.argv[1:] == ["--version"]:
+    from chatrepl import collection
+
+    collection.hold_for_startup()  # on again once the backend has loaded (backends/loader.py)
+    try:
+        _run(sys.argv[1:])
+    finally:
+        collection.startup_done()
+
+
+def _run(args: list[str]) -> None:
+    if args == ["--version"]:
         from chatrepl import __version__
 
         print(f"chatrepl {__version__}")
         return
-    start = repl_start(sys.argv[1:])
+    start = repl_start(args)
     if start is None:
         sys.exit(run_cli())
     from chatrepl.cli.build import open_repl

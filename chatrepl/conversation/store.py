@@ -11,7 +11,6 @@ is on disk at that moment (`save_turn`).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import glob
 import json
 import re
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from chatrepl import collection
 from chatrepl.conversation import session_format
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import Message, now, shown
@@ -514,22 +514,9 @@ def read_session_text(path: Path) -> tuple[Conversation, str]:
     """A session file's conversation and its text; any problem is one SessionError line."""
     try:
         text = path.read_text(encoding="utf-8")
-        with collection_paused():
+        with collection.paused():
             return session_format.from_document(json.loads(text)), text
     except session_format.NewerFormatError as error:
         raise SessionError(f"session file {path} was {error}") from error
     except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
         raise SessionError(f"cannot read session file {path}: {error}") from error
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """No garbage collection while a session's objects are made: each pass would walk all the
-    objects made so far, for nothing (none of them is garbage); a third of a long load."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
