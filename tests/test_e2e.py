@@ -108,3 +108,24 @@ def test_ctrl_x_ctrl_e_edits_the_input_in_the_editor(chatrepl_env, tmp_path) -> 
     child.expect(pexpect.EOF)
     sent = chatrepl_env.server.last("/chat/completions").body["messages"][-1]["content"]
     assert sent == "written in the editor"
+
+
+def test_a_corrupt_message_found_after_the_prompt_ends_it_with_one_line(chatrepl_env) -> None:
+    """A resumed session's messages are parsed once the prompt is up: a corrupt one ends the
+    REPL at once, with the error and exit status 1, and the file is left as it was."""
+    sessions = chatrepl_env.home / "sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    from chatrepl.conversation import session_format
+    from chatrepl.conversation.conversation import Conversation
+    from chatrepl.conversation.messages import Message
+
+    convo = Conversation(name="fragile", chat_model="gpt-4o-mini")
+    convo.messages = [Message("user", "hello"), Message("assistant", "hi")]
+    text = session_format.dumps(convo).replace('"role": "assistant"', '"role": 3')
+    (sessions / "fragile.json").write_text(text)
+    child = spawn(chatrepl_env.env, "--resume", "fragile")
+    child.expect(r"error: cannot read session file \S+fragile\.json: message 2")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert (sessions / "fragile.json").read_text() == text

@@ -379,3 +379,47 @@ def test_typing_after_a_failed_turn_replaces_the_offered_text(chatrepl_env) -> N
     sent = [b["messages"][-1]["content"] for b in chatrepl_env.server.bodies("/chat/completions")]
     assert sent == ["the failed question", "a new one"]  # not "the failed questiona new one"
     assert [m.content for m in result.conversation.messages] == ["a new one", "Echo: a new one"]
+
+
+def test_a_resumed_sessions_messages_are_parsed_after_the_prompt_and_all_kept(
+    chatrepl_env, monkeypatch
+) -> None:
+    """The prompt of a resumed session is drawn before its messages are parsed (in the
+    background count's thread); the next turn still finds, and saves, every one of them."""
+    run_repl(lines(*(f"question {n}" for n in range(10)), "/rename long"))
+    path = chatrepl_env.home / "sessions" / "long.json"
+    before = json.loads(path.read_text())["messages"]
+    parsed_in: list[str] = []
+    real = session_format.messages_at
+
+    def recording(text: str, start: int):  # type: ignore[no-untyped-def]
+        import threading
+
+        parsed_in.append(threading.current_thread().name)
+        return real(text, start)
+
+    monkeypatch.setattr(session_format, "messages_at", recording)
+    resumed = run_repl(lines("one more"), resume="long")
+    assert parsed_in == ["chatrepl-count"]
+    assert "Echo: question 9" in resumed.output  # the last exchanges, shown once parsed
+    after = json.loads(path.read_text())["messages"]
+    assert after[:20] == before and [m["content"] for m in after[20:]] == [
+        "one more",
+        "Echo: one more",
+    ]
+
+
+def test_a_resumed_session_with_a_corrupt_message_ends_the_repl_unsaved(chatrepl_env) -> None:
+    import pytest
+
+    from chatrepl.errors import SessionError
+
+    run_repl(lines("keep me", "/rename fragile"))
+    path = chatrepl_env.home / "sessions" / "fragile.json"
+    broken = path.read_text().replace('"role": "assistant"', '"role": 3')
+    path.write_text(broken)
+    turns = [r for r in chatrepl_env.server.requests if r.path == "/v1/chat/completions"]
+    with pytest.raises(SessionError, match=r"fragile\.json: message 2"):
+        run_repl(lines("not sent"), resume="fragile")
+    assert [r for r in chatrepl_env.server.requests if r.path == "/v1/chat/completions"] == turns
+    assert path.read_text() == broken

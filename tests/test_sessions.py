@@ -181,3 +181,59 @@ def test_no_secrets_in_session_files(store: SessionStore, monkeypatch) -> None:
 def test_slugify() -> None:
     assert sessions.slugify("  What's up, Doc?!  ") == "what-s-up-doc"
     assert sessions.slugify("日本語") == ""
+
+
+def test_deferred_messages_are_parsed_when_first_read(store: SessionStore) -> None:
+    """A resumed REPL's prompt does not wait for the messages: the file's settings are read at
+    once, the messages when first asked for, and they are the same as a whole read's."""
+    convo = conversation("one", "two\n  {not a new message}", "three")
+    convo.messages[1].usage = Usage(1, 2, 3)
+    store.save(convo)
+    deferred = SessionStore(store.root).load(convo.name, defer_messages=True)
+    assert deferred.message_count == 3 and not deferred.messages_ready
+    assert deferred.chat_model == "gpt-4o-mini"
+    whole = SessionStore(store.root).load(convo.name)
+    assert session_format.to_document(deferred) == session_format.to_document(whole)
+    assert deferred.messages_ready and deferred.message_count == 3
+
+
+def test_deferred_messages_are_parsed_once_whichever_thread_asks(store: SessionStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.save(conversation(*(f"message {n}" for n in range(200))))
+    (name,) = [s.name for s in store.list()]
+    deferred = SessionStore(store.root).load(name, defer_messages=True)
+    with ThreadPoolExecutor(4) as pool:
+        lists = list(pool.map(lambda _: deferred.messages, range(8)))
+    assert all(found is lists[0] for found in lists) and len(lists[0]) == 200
+
+
+def test_a_corrupt_deferred_message_is_an_error_and_nothing_can_be_saved(
+    store: SessionStore,
+) -> None:
+    convo = conversation("fine", "also fine")
+    path = store.save(convo)
+    broken = path.read_text().replace('"role": "assistant"', '"role": 3')
+    path.write_text(broken)
+    deferred = SessionStore(store.root).load(convo.name, defer_messages=True)
+    assert deferred.message_count == 2  # the settings could be read
+    for _ in range(2):  # and the error stays: every later read fails the same way
+        with pytest.raises(SessionError, match=rf"{convo.name}\.json: message 2"):
+            deferred.load_messages()
+    with pytest.raises(SessionError):
+        store.save(deferred)
+    assert path.read_text() == broken
+
+
+@pytest.mark.parametrize("layout", ["v1", "reindented", "extra field first"])
+def test_files_laid_out_otherwise_are_read_whole(store: SessionStore, layout: str) -> None:
+    convo = conversation("hello", "hi")
+    path = store.save(convo)
+    document = json.loads(path.read_text())
+    if layout == "v1":
+        document["version"] = 1
+    if layout == "extra field first":
+        document = {"from_the_future": True, **document}
+    path.write_text(json.dumps(document, indent=2))
+    loaded = SessionStore(store.root).load(convo.name, defer_messages=True)
+    assert loaded.messages_ready and [m.content for m in loaded.messages] == ["hello", "hi"]

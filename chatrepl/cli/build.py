@@ -81,7 +81,7 @@ def open_session(
     """Open a saved session in this REPL. One open in another chatrepl is never opened twice
     (the last to save would overwrite the other's turns): a copy of it, a fork, is offered."""
     try:
-        return store.load(name)
+        return store.load(name, defer_messages=True)  # parsed once the prompt is drawn
     except SessionBusy as busy:
         question = f"{busy}. Open a copy of it under a new name (a fork)? [Y/n] "
         if not confirm(question, input, output):

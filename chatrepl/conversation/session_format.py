@@ -42,6 +42,11 @@ _SETTINGS = (
 _CONTEXT = ("context_policy", "context_window")  # written only when the session sets them
 CONTEXT_POLICIES = ("summarize", "trim", "off")
 _KNOWN_KEYS = frozenset(("format", "version", *_SETTINGS, *_CONTEXT, "params", "messages"))
+# dumps() writes the settings, then `,\n "messages": [\n  {message},\n  {message}\n ]\n}\n`:
+# at one space of indent, `"messages"` can only be the top-level key.
+_MESSAGES_KEY = ',\n "messages": '
+_MESSAGE_LINE = "\n  {"
+_MESSAGES_END = "\n ]\n}\n"
 # A lone surrogate (from a \ud800-style escape in a file) cannot be written as UTF-8.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -69,14 +74,41 @@ def from_document(data: Any) -> Conversation:
     _check_version(data.get("version"))
     if data.get("mode", "chat") not in MODES:
         raise ValueError(f"unknown mode {shown(data.get('mode'))}")
-    messages = data.get("messages", [])
-    if not isinstance(messages, list):
-        raise ValueError("messages must be a list")
     conversation = Conversation(**_settings(data))
-    conversation.messages = [_message(item, index) for index, item in enumerate(messages)]
+    conversation.messages = messages_from(data.get("messages", []))
     conversation.extra = {key: value for key, value in data.items() if key not in _KNOWN_KEYS}
     check_nesting(conversation.extra, "an unknown field")
     return conversation
+
+
+def messages_from(items: Any) -> list[Message]:
+    """The messages of a document's "messages" list; ValueError naming a bad one."""
+    if not isinstance(items, list):
+        raise ValueError("messages must be a list")
+    return [_message(item, index) for index, item in enumerate(items)]
+
+
+def split_messages(text: str) -> tuple[Conversation, int, int] | None:
+    """For a file in dumps()'s layout (messages last, one a line): its conversation without
+    the messages, where their list starts (to parse later with messages_at) and how many there
+    are. None for a file laid out otherwise: it is read whole."""
+    at = text.find(_MESSAGES_KEY)
+    if at < 0 or not text.endswith(_MESSAGES_END):
+        return None
+    head = json.loads(text[:at] + "\n}")
+    if not isinstance(head, dict) or "messages" in head:
+        return None
+    start = at + len(_MESSAGES_KEY)
+    # A message is one line, and a JSON string cannot hold a raw line break.
+    return from_document(head), start, text.count(_MESSAGE_LINE, start)
+
+
+def messages_at(text: str, start: int) -> list[Message]:
+    """The messages whose list starts at `start`, the rest of the document closing it."""
+    items, end = json.JSONDecoder().raw_decode(text, start)
+    if text[end:] != "\n}\n":
+        raise ValueError("unexpected text after the messages")
+    return messages_from(items)
 
 
 def dumps(conversation: Conversation) -> str:

@@ -14,6 +14,7 @@ import dataclasses
 import glob
 import json
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -239,15 +240,17 @@ class SessionStore:
         self._named_here.discard(name)
         conversation.name = None
 
-    def load(self, name: str) -> Conversation:
+    def load(self, name: str, defer_messages: bool = False) -> Conversation:
         """Read a session; a missing or corrupt file raises SessionError naming the file. A REPL's
-        store locks it first: SessionBusy when another chatrepl has it open."""
+        store locks it first: SessionBusy when another chatrepl has it open. defer_messages:
+        a file this chatrepl wrote has its messages parsed when first read (SessionError then,
+        if they are corrupt), so a resumed REPL's prompt does not wait for them."""
         path = self.path(name)
         if not path.exists():
             raise SessionError(f"no session named {name!r} (see `chatrepl sessions list`)")
         taken = self._take_if_possible(name) if self.keep_open else False
         try:
-            conversation, text = read_session_text(path)
+            conversation, text = read_session_text(path, defer_messages)
         except BaseException:
             if taken:
                 self.release(name)
@@ -510,13 +513,54 @@ def read_session_file(path: Path) -> Conversation:
     return read_session_text(path)[0]
 
 
-def read_session_text(path: Path) -> tuple[Conversation, str]:
+def read_session_text(path: Path, defer_messages: bool = False) -> tuple[Conversation, str]:
     """A session file's conversation and its text; any problem is one SessionError line."""
     try:
         text = path.read_text(encoding="utf-8")
+        if defer_messages and text.startswith(_CURRENT_HEAD):
+            split = session_format.split_messages(text)
+            if split is not None:
+                conversation, start, count = split
+                conversation.defer_messages(DeferredMessages(text, start, count, path))
+                return conversation, text
         with collection.paused():
             return session_format.from_document(json.loads(text)), text
     except session_format.NewerFormatError as error:
         raise SessionError(f"session file {path} was {error}") from error
     except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
         raise SessionError(f"cannot read session file {path}: {error}") from error
+
+
+class DeferredMessages:
+    """A session file's messages, parsed when first read, once, by whichever thread reads them
+    first (a resumed REPL's background count, usually, while the person types)."""
+
+    def __init__(self, text: str, start: int, count: int, path: Path) -> None:
+        self.count = count
+        self._text, self._start, self._path = text, start, path
+        self._lock = threading.Lock()
+        self._messages: list[Message] | None = None
+        self._error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Parsed, or found corrupt, by now."""
+        return self._messages is not None or self._error is not None
+
+    def result(self) -> list[Message]:
+        """The messages; SessionError naming the file when they cannot be read."""
+        with self._lock:
+            if not self.ready:
+                self._parse()
+        if self._error is not None:
+            raise SessionError(self._error)
+        assert self._messages is not None
+        return self._messages
+
+    def _parse(self) -> None:
+        try:
+            with collection.paused():
+                self._messages = session_format.messages_at(self._text, self._start)
+        except (ValueError, TypeError, RecursionError) as error:
+            self._error = f"cannot read session file {self._path}: {error}"
+        self._text = ""

@@ -16,7 +16,7 @@ from chatrepl import __version__
 from chatrepl.conversation.messages import Message
 from chatrepl.engine.attachments import check_sendable
 from chatrepl.engine.input_limit import check_input_size
-from chatrepl.errors import ErrorBoundary
+from chatrepl.errors import ErrorBoundary, SessionError
 from chatrepl.repl import commands
 from chatrepl.repl.prompt import PromptReader
 from chatrepl.repl.state import ReplState
@@ -49,6 +49,7 @@ class Repl:
         self._tool_ui: ReplToolUI | None = None
         self.reader = reader
         self.prefill = ""  # text put back in the input line after a failed turn
+        self.transcript_due = False  # a resumed session's last exchanges are still to show
         state.notify = self.notice
         state.backend.on_notice = self.notice  # e.g. each retry, as a dim line
 
@@ -127,17 +128,37 @@ class Repl:
         threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
-        self.state.refresh_meter_in_background(self.reader.redraw)
+        self.state.refresh_meter_in_background(
+            self.reader.redraw, parsed=lambda: self.reader.call_in_prompt(self._session_parsed)
+        )
         from chatrepl.context.prices import warm_up_in_background
 
         warm_up_in_background()
-        if self.pending_transcript:
+        if self.state.conversation.messages_ready:  # else once they are (_session_parsed)
+            self._session_parsed()
+
+    def _session_parsed(self) -> None:
+        """In the prompt, once a resumed session's messages are parsed: its last exchanges
+        above the prompt, or (a corrupt file) the prompt ended with the error."""
+        try:
+            self.state.conversation.load_messages()
+        except SessionError as error:
+            self.reader.abort(error)
+            return
+        if self.transcript_due:
             self.reader.print_above(self.show_pending_transcript)
 
     def show_pending_transcript(self) -> None:
-        """A resumed session's last exchanges (Markdown costs ~0.1 s to import: it waits for the
-        prompt to be on screen first)."""
-        messages, self.pending_transcript = self.pending_transcript, []
+        """A resumed session's last exchanges, once its messages are parsed (Markdown costs
+        ~0.1 s to import: it waits for the prompt to be on screen first)."""
+        conversation = self.state.conversation
+        if not (self.transcript_due and conversation.messages_ready):
+            return
+        self.transcript_due = False
+        try:
+            messages = conversation.messages[-commands.LAST_EXCHANGES :]
+        except SessionError:  # a corrupt file: reported where the prompt ends, or by settle()
+            return
         if messages:
             from chatrepl.ui.views import transcript
 
@@ -151,6 +172,7 @@ class Repl:
             self.prefill = text  # nothing was done: the line is offered again
             self.info("(cancelled)")
             return True
+        self.show_pending_transcript()
         stripped = text.strip()
         if not stripped:
             return True
@@ -310,7 +332,7 @@ class Repl:
                 f"tools are configured, but the {state.backend.name} backend's model does not "
                 "support them: none are sent"
             )
-        self.pending_transcript = conversation.messages[-commands.LAST_EXCHANGES :]
+        self.transcript_due = conversation.message_count > 0  # shown once the prompt is up
 
 
 def _import_printing() -> None:

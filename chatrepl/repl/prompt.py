@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,22 @@ class PromptReader:
         if app.is_running:
             app.invalidate()
 
+    def call_in_prompt(self, action: Callable[[], None]) -> None:
+        """Run `action` in the running prompt's event loop, from any thread; dropped when no
+        prompt is running by then (the caller's state must say what is still to do)."""
+        app = self.session.app
+        loop, context = app.loop, app.context
+        if loop is None or context is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(action, context=context.copy())
+
+    def abort(self, error: BaseException) -> None:
+        """End the running prompt: `read` raises `error` (in the prompt's event loop only)."""
+        app = self.session.app
+        if app.is_running and not app.is_done:
+            app.exit(exception=error)
+
     def print_above(self, action: Callable[[], None]) -> None:
         """Run `action` (which prints) above the prompt on screen, then redraw the prompt."""
         from prompt_toolkit.application import run_in_terminal
@@ -218,7 +235,7 @@ class PromptReader:
         parts = [
             f"{self.state.backend.name}:{conversation.model}",
             f"session {conversation.name or '(unsaved)'}",
-            f"{len(conversation.messages)} messages",
+            f"{conversation.message_count} messages",
         ]
         if conversation.mode == "complete" and conversation.suffix:
             parts.append(f"suffix {conversation.suffix!r}")

@@ -14,7 +14,7 @@ from chatrepl.context.meter import Meter, money
 from chatrepl.conversation.conversation import Conversation
 from chatrepl.conversation.messages import Attachment
 from chatrepl.conversation.store import SessionStore
-from chatrepl.errors import ErrorBoundary
+from chatrepl.errors import ErrorBoundary, SessionError
 
 if TYPE_CHECKING:
     from chatrepl.context.fitting import ContextKeeper
@@ -153,15 +153,24 @@ class ReplState:
             )
         return self._keeper
 
-    def refresh_meter_in_background(self, done: Callable[[], None]) -> None:
+    def refresh_meter_in_background(
+        self, done: Callable[[], None], parsed: Callable[[], None] = lambda: None
+    ) -> None:
         """Count a resumed (or loaded) session while the user types: the toolbar then shows its
         context use and cost (`done` redraws it), and the first turn finds every message
-        counted. Nothing else touches the conversation until `settle()` has waited for it."""
-        if not self.conversation.messages:
+        counted. A resumed session's messages are parsed here first (`parsed` is called then,
+        in this thread). Nothing else touches the conversation until `settle()` has waited."""
+        if not self.conversation.message_count:
             self.meter_text = ""  # a new conversation has used nothing yet
             return
 
         def count() -> None:
+            try:
+                self.conversation.load_messages()
+            except SessionError:  # a corrupt file: settle() raises it
+                parsed()
+                return
+            parsed()
             with ErrorBoundary(lambda line: None):  # counting never stops the chat
                 self.refresh_meter()
                 done()
@@ -171,10 +180,12 @@ class ReplState:
 
     def settle(self) -> None:
         """Wait for the background count, if one is under way (Ctrl-C stops the waiting, not
-        the count: the next call waits again)."""
+        the count: the next call waits again). A resumed session whose messages turn out to be
+        corrupt raises its SessionError here: nothing of it can be saved."""
         if self._counting is not None:
             self._counting.join()
             self._counting = None
+        self.conversation.load_messages()
 
     def refresh_meter(self) -> None:
         """Recount what the toolbar shows: context used and the session's cost."""
