@@ -21,6 +21,7 @@ SECTION = "Sessions"
 MESSAGES = 5_000
 NAME = "bench-5000"
 SETTLE = 1.0  # seconds after the prompt before RSS is read, for background work to finish
+LAST_WORDS = "End of the bench session."  # the last reply's; shown above a resumed prompt
 
 
 def conversation(count: int = MESSAGES, seed: int = 11) -> Conversation:
@@ -32,6 +33,7 @@ def conversation(count: int = MESSAGES, seed: int = 11) -> Conversation:
             chat.messages.append(Message("user", _question(rng)))
         else:
             chat.messages.append(_answer(rng))
+    chat.messages[-1].content += f"\n\n{LAST_WORDS}"
     return chat
 
 
@@ -87,16 +89,17 @@ def memory_figures(home: Path, rounds: int) -> list[Figure]:
     with local_server() as server:
         tool = chatrepl(server.base_url, home)
         readings: dict[str, list[int]] = {"empty": [], "resumed": []}
+        shown: list[float] = []  # seconds until a resumed session's last exchanges showed
         probes = [
             Probe("empty", _rss_probe(tool.repl, tool.env, tool.prompt, readings["empty"])),
             Probe("resumed", _rss_probe(
-                [*tool.repl, "--resume", NAME], tool.env, tool.prompt, readings["resumed"]
+                [*tool.repl, "--resume", NAME], tool.env, tool.prompt, readings["resumed"], shown
             )),
         ]  # fmt: skip
         log(f"sessions: REPL memory, empty and resumed, {rounds} rounds …")
         interleave(probes, rounds, log)
     figures = [_memory_figure(probe, readings[probe.name]) for probe in probes]
-    return figures + _resume_cost(*probes)
+    return figures + _resume_cost(*probes) + _transcript_figure(shown[1:] or shown)
 
 
 # The issue's 250 ms for a resumed session was set when a new session's prompt took 214 ms: at
@@ -116,13 +119,32 @@ def _resume_cost(empty: Probe, resumed: Probe) -> list[Figure]:
     )]  # fmt: skip
 
 
+def _transcript_figure(shown: list[float]) -> list[Figure]:
+    """When a resumed session's last exchanges were on screen (parsed after the prompt)."""
+    if not shown:
+        return []
+    label = (
+        f"REPL resumed on the {MESSAGES:,}-message session: its last exchanges shown (reference)"
+    )
+    return [Figure(SECTION, label, f"after {seconds(median(shown))}")]
+
+
 def _rss_probe(
-    argv: list[str], env: dict[str, str], prompt: str, readings: list[int]
+    argv: list[str],
+    env: dict[str, str],
+    prompt: str,
+    readings: list[int],
+    shown: list[float] | None = None,
 ) -> Callable[[], float]:
-    """A probe timing the prompt and recording RSS once the REPL has settled."""
+    """A probe timing the prompt and recording RSS once the REPL has settled; with `shown`,
+    also the time until the session's last words are on screen."""
 
     def run() -> float:
         with repl(argv, env, prompt) as (child, elapsed):
+            if shown is not None:
+                prompted = time.perf_counter()
+                child.expect(LAST_WORDS)
+                shown.append(elapsed + time.perf_counter() - prompted)
             time.sleep(SETTLE)
             if not child.isalive():
                 raise ProbeError("the REPL exited right after its prompt")

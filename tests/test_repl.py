@@ -385,7 +385,7 @@ def test_a_resumed_sessions_messages_are_parsed_after_the_prompt_and_all_kept(
     chatrepl_env, monkeypatch
 ) -> None:
     """The prompt of a resumed session is drawn before its messages are parsed (in the
-    background count's thread); the next turn still finds, and saves, every one of them."""
+    a thread of its own); the next turn still finds, and saves, every one of them."""
     run_repl(lines(*(f"question {n}" for n in range(10)), "/rename long"))
     path = chatrepl_env.home / "sessions" / "long.json"
     before = json.loads(path.read_text())["messages"]
@@ -400,7 +400,7 @@ def test_a_resumed_sessions_messages_are_parsed_after_the_prompt_and_all_kept(
 
     monkeypatch.setattr(session_format, "messages_at", recording)
     resumed = run_repl(lines("one more"), resume="long")
-    assert parsed_in == ["chatrepl-count"]
+    assert parsed_in == ["chatrepl-parse"]
     assert "Echo: question 9" in resumed.output  # the last exchanges, shown once parsed
     after = json.loads(path.read_text())["messages"]
     assert after[:20] == before and [m["content"] for m in after[20:]] == [

@@ -8,6 +8,7 @@ the modules it needs).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ class Repl:
         self.reader = reader
         self.prefill = ""  # text put back in the input line after a failed turn
         self.transcript_due = False  # a resumed session's last exchanges are still to show
+        self.drawn_transcript = ""  # and them drawn ahead, in the thread that parsed them
         state.notify = self.notice
         state.backend.on_notice = self.notice  # e.g. each retry, as a dim line
 
@@ -124,18 +126,12 @@ class Repl:
                 break
 
     def prompt_shown(self) -> None:
-        """Once the prompt is on screen: start slow set-up, show what a resume left to show."""
-        threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
-        self.state.backend.prepare()
-        self.state.fetch_models_in_background()  # /model completes from it
-        self.state.refresh_meter_in_background(
-            self.reader.redraw, parsed=lambda: self.reader.call_in_prompt(self._session_parsed)
-        )
-        from chatrepl.context.prices import warm_up_in_background
-
-        warm_up_in_background()
-        if self.state.conversation.messages_ready:  # else once they are (_session_parsed)
-            self._session_parsed()
+        """Once the prompt is on screen: a resumed session's last exchanges first, then the slow
+        set-up (imports, the model list, the count), which would halve their speed."""
+        if self.transcript_due:  # parsed and drawn in a thread, then shown (_session_parsed)
+            self.state.parse_in_background(self._prepare_transcript)
+        else:
+            self._start_slow_setup()
 
     def _session_parsed(self) -> None:
         """In the prompt, once a resumed session's messages are parsed: its last exchanges
@@ -145,20 +141,43 @@ class Repl:
         except SessionError as error:
             self.reader.abort(error)
             return
-        if self.transcript_due:
-            self.reader.print_above(self.show_pending_transcript)
+        self.reader.print_above(self.show_pending_transcript)
+        self._start_slow_setup()
+
+    def _start_slow_setup(self) -> None:
+        threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
+        self.state.backend.prepare()
+        self.state.fetch_models_in_background()  # /model completes from it
+        self.state.refresh_meter_in_background(self.reader.redraw)
+        from chatrepl.context.prices import warm_up_in_background
+
+        warm_up_in_background()
+
+    def _prepare_transcript(self) -> None:
+        """In the parse thread: the last exchanges drawn ahead, so that showing them above the
+        prompt is one write (the keyboard is in cooked mode meanwhile: a Ctrl-D is lost)."""
+        with contextlib.suppress(SessionError):  # _session_parsed reports it
+            with self.console.capture() as drawn:
+                self._draw_transcript()
+            self.drawn_transcript = drawn.get()
+        self.reader.call_in_prompt(self._session_parsed)
 
     def show_pending_transcript(self) -> None:
         """A resumed session's last exchanges, once its messages are parsed (Markdown costs
         ~0.1 s to import: it waits for the prompt to be on screen first)."""
-        conversation = self.state.conversation
-        if not (self.transcript_due and conversation.messages_ready):
+        if not (self.transcript_due and self.state.conversation.messages_ready):
             return
         self.transcript_due = False
-        try:
-            messages = conversation.messages[-commands.LAST_EXCHANGES :]
-        except SessionError:  # a corrupt file: reported where the prompt ends, or by settle()
+        drawn, self.drawn_transcript = self.drawn_transcript, ""
+        if drawn:
+            self.console.file.write(drawn)
+            self.console.file.flush()
             return
+        with contextlib.suppress(SessionError):  # reported where the prompt ends, or by settle()
+            self._draw_transcript()
+
+    def _draw_transcript(self) -> None:
+        messages = self.state.conversation.messages[-commands.LAST_EXCHANGES :]
         if messages:
             from chatrepl.ui.views import transcript
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -40,7 +41,7 @@ class ReplState:
     observer: RequestObserver | None = field(default=None, repr=False)  # the request log
     pending: list[Attachment] = field(default_factory=list)  # /file, /image: for the next message
     _keeper: ContextKeeper | None = field(default=None, repr=False)
-    _counting: threading.Thread | None = field(default=None, repr=False)
+    _background: list[threading.Thread] = field(default_factory=list, repr=False)
     _models: Future[list[str]] | None = field(default=None, repr=False)
     role: str | None = None  # the role chosen with -R or /role
 
@@ -153,38 +154,44 @@ class ReplState:
             )
         return self._keeper
 
-    def refresh_meter_in_background(
-        self, done: Callable[[], None], parsed: Callable[[], None] = lambda: None
-    ) -> None:
+    def parse_in_background(self, parsed: Callable[[], None]) -> None:
+        """Parse a resumed session's messages while the user types (`parsed` is called then,
+        in that thread, also when they turn out corrupt: settle() raises that error)."""
+
+        def parse() -> None:
+            with contextlib.suppress(SessionError):
+                self.conversation.load_messages()
+            parsed()
+
+        self._start_background(parse, "chatrepl-parse")
+
+    def refresh_meter_in_background(self, done: Callable[[], None]) -> None:
         """Count a resumed (or loaded) session while the user types: the toolbar then shows its
         context use and cost (`done` redraws it), and the first turn finds every message
-        counted. A resumed session's messages are parsed here first (`parsed` is called then,
-        in this thread). Nothing else touches the conversation until `settle()` has waited."""
+        counted. Nothing else touches the conversation until `settle()` has waited for it."""
         if not self.conversation.message_count:
             self.meter_text = ""  # a new conversation has used nothing yet
             return
 
         def count() -> None:
-            try:
-                self.conversation.load_messages()
-            except SessionError:  # a corrupt file: settle() raises it
-                parsed()
-                return
-            parsed()
             with ErrorBoundary(lambda line: None):  # counting never stops the chat
                 self.refresh_meter()
                 done()
 
-        self._counting = threading.Thread(target=count, name="chatrepl-count", daemon=True)
-        self._counting.start()
+        self._start_background(count, "chatrepl-count")
+
+    def _start_background(self, work: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        self._background.append(thread)
+        thread.start()
 
     def settle(self) -> None:
-        """Wait for the background count, if one is under way (Ctrl-C stops the waiting, not
-        the count: the next call waits again). A resumed session whose messages turn out to be
+        """Wait for the background parse and count, if under way (Ctrl-C stops the waiting, not
+        them: the next call waits again). A resumed session whose messages turn out to be
         corrupt raises its SessionError here: nothing of it can be saved."""
-        if self._counting is not None:
-            self._counting.join()
-            self._counting = None
+        while self._background:
+            self._background[0].join()
+            self._background.pop(0)
         self.conversation.load_messages()
 
     def refresh_meter(self) -> None:
