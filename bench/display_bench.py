@@ -11,7 +11,17 @@ from pathlib import Path
 import pexpect
 from common import Figure, log, median, seconds
 from corpus import reply
-from procs import PTY_COLUMNS, PTY_ROWS, TIMEOUT, Probe, ProbeError, interleave, repl, wall_time
+from procs import (
+    PTY_COLUMNS,
+    PTY_ROWS,
+    TIMEOUT,
+    Probe,
+    ProbeError,
+    expect_as_a_terminal,
+    interleave,
+    repl,
+    wall_time,
+)
 from startup_bench import local_server
 
 from chatrepl.conversation.conversation import Conversation, Message
@@ -113,7 +123,7 @@ def _resume(argv: list[str], env: dict[str, str], prompt: str) -> Callable[[], f
     def run() -> float:
         started = time.perf_counter()
         with repl([*argv, "--resume", name(LARGEST)], env, prompt) as (child, _):
-            child.expect(CUT_NOTE)
+            expect_as_a_terminal(child, CUT_NOTE)
             return time.perf_counter() - started
 
     return run

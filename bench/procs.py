@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -65,7 +66,7 @@ def repl(argv: list[str], env: dict[str, str], prompt: str) -> Iterator[tuple[An
     )
     try:
         try:
-            child.expect(prompt)
+            expect_as_a_terminal(child, prompt)
         except (pexpect.TIMEOUT, pexpect.EOF) as error:
             seen = (child.before or "")[-300:]
             raise ProbeError(f"no prompt ({type(error).__name__}); it printed {seen!r}") from None
@@ -83,6 +84,17 @@ def _leave(child: Any) -> None:
     except (pexpect.TIMEOUT, OSError):
         pass
     child.close(force=True)
+
+
+CURSOR_POSITION_REQUEST = re.escape("\x1b[6n")
+
+
+def expect_as_a_terminal(child: Any, pattern: str) -> None:
+    """Wait for `pattern` (a regex), answering cursor position requests as a terminal would:
+    prompt_toolkit asks with its first prompt, and before it prints above its prompt it waits
+    for the answer (a second or two when none comes)."""
+    while child.expect([pattern, CURSOR_POSITION_REQUEST]) == 1:
+        child.send("\x1b[1;1R")
 
 
 def time_to_prompt(argv: list[str], env: dict[str, str], prompt: str) -> float:

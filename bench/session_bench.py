@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from common import Figure, log, median, megabytes, seconds
 from corpus import code_block, paragraph, sentence
-from procs import Probe, ProbeError, interleave, repl, rss
+from procs import Probe, ProbeError, expect_as_a_terminal, interleave, repl, rss
 from tools import chatrepl
 
 from chatrepl.conversation.conversation import Conversation
@@ -143,7 +144,7 @@ def _rss_probe(
         with repl(argv, env, prompt) as (child, elapsed):
             if shown is not None:
                 prompted = time.perf_counter()
-                child.expect(LAST_WORDS)
+                expect_as_a_terminal(child, re.escape(LAST_WORDS))
                 shown.append(elapsed + time.perf_counter() - prompted)
             time.sleep(SETTLE)
             if not child.isalive():

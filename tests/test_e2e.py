@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pexpect
 
@@ -22,6 +23,20 @@ def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
     return pexpect.spawn(
         command, argv, env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 120)
     )
+
+
+def write_session(home: Path, name: str, question: str, answer: str) -> Path:
+    """A saved session of one exchange, as chatrepl writes it."""
+    from chatrepl.conversation import session_format
+    from chatrepl.conversation.conversation import Conversation
+    from chatrepl.conversation.messages import Message
+
+    convo = Conversation(name=name, chat_model="gpt-4o-mini")
+    convo.messages = [Message("user", question), Message("assistant", answer)]
+    path = home / "sessions" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(session_format.dumps(convo))
+    return path
 
 
 def type_line(child: pexpect.spawn, text: str) -> None:
@@ -113,19 +128,26 @@ def test_ctrl_x_ctrl_e_edits_the_input_in_the_editor(chatrepl_env, tmp_path) -> 
 def test_a_corrupt_message_found_after_the_prompt_ends_it_with_one_line(chatrepl_env) -> None:
     """A resumed session's messages are parsed once the prompt is up: a corrupt one ends the
     REPL at once, with the error and exit status 1, and the file is left as it was."""
-    sessions = chatrepl_env.home / "sessions"
-    sessions.mkdir(parents=True, exist_ok=True)
-    from chatrepl.conversation import session_format
-    from chatrepl.conversation.conversation import Conversation
-    from chatrepl.conversation.messages import Message
-
-    convo = Conversation(name="fragile", chat_model="gpt-4o-mini")
-    convo.messages = [Message("user", "hello"), Message("assistant", "hi")]
-    text = session_format.dumps(convo).replace('"role": "assistant"', '"role": 3')
-    (sessions / "fragile.json").write_text(text)
+    path = write_session(chatrepl_env.home, "fragile", "hello", "hi")
+    text = path.read_text().replace('"role": "assistant"', '"role": 3')
+    path.write_text(text)
     child = spawn(chatrepl_env.env, "--resume", "fragile")
     child.expect(r"error: cannot read session file \S+fragile\.json: message 2")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 1
-    assert (sessions / "fragile.json").read_text() == text
+    assert path.read_text() == text
+
+
+def test_ctrl_d_right_after_a_resumed_sessions_last_exchanges_leaves(chatrepl_env) -> None:
+    """The last exchanges are written above the prompt with the keyboard in cooked mode, where
+    a Ctrl-D is swallowed by the terminal: the slow set-up (imports in threads that could keep
+    the REPL from getting back to raw mode at once) waits until that is over."""
+    write_session(chatrepl_env.home, "resumed", "a question", "The last words of the session.")
+    for _ in range(3):
+        child = spawn(chatrepl_env.env, "--resume", "resumed")
+        child.expect("The last words of the session")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0

@@ -18,7 +18,7 @@ from chatrepl.conversation.messages import Message
 from chatrepl.engine.attachments import check_sendable
 from chatrepl.engine.input_limit import check_input_size
 from chatrepl.errors import ErrorBoundary, SessionError
-from chatrepl.repl import commands
+from chatrepl.repl import commands, secret_shapes
 from chatrepl.repl.prompt import PromptReader
 from chatrepl.repl.state import ReplState
 from chatrepl.ui.terminal import print_dim, typeahead_hidden
@@ -141,11 +141,13 @@ class Repl:
         except SessionError as error:
             self.reader.abort(error)
             return
-        self.reader.print_above(self.show_pending_transcript)
-        self._start_slow_setup()
+        # The slow set-up waits for the keyboard to be back: its imports would hold the main
+        # thread in cooked mode longer, where keys like Ctrl-D are lost.
+        self.reader.print_above(self.show_pending_transcript, then=self._start_slow_setup)
 
     def _start_slow_setup(self) -> None:
         threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
+        secret_shapes.prepare()  # the token shapes the history keeps out
         self.state.backend.prepare()
         self.state.fetch_models_in_background()  # /model completes from it
         self.state.refresh_meter_in_background(self.reader.redraw)

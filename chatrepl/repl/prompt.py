@@ -21,7 +21,7 @@ from prompt_toolkit.styles import Style
 
 from chatrepl.errors import ChatReplError
 from chatrepl.files import private_file
-from chatrepl.repl import commands, secret_shapes
+from chatrepl.repl import commands
 from chatrepl.repl.paste import use_linear_paste
 from chatrepl.repl.secret_shapes import looks_like_secret
 from chatrepl.repl.state import ReplState
@@ -210,11 +210,16 @@ class PromptReader:
         if app.is_running and not app.is_done:
             app.exit(exception=error)
 
-    def print_above(self, action: Callable[[], None]) -> None:
-        """Run `action` (which prints) above the prompt on screen, then redraw the prompt."""
+    def print_above(
+        self, action: Callable[[], None], then: Callable[[], None] | None = None
+    ) -> None:
+        """Run `action` (which prints) above the prompt on screen, then redraw the prompt; and
+        `then` once the keyboard is back in raw mode (in cooked mode a Ctrl-D is lost)."""
         from prompt_toolkit.application import run_in_terminal
 
-        run_in_terminal(action)
+        done = run_in_terminal(action)
+        if then is not None:
+            done.add_done_callback(lambda _: then())
 
     def _after_first_render(self, callback: Callable[[], None]) -> None:
         event = self.session.app.after_render
@@ -222,7 +227,6 @@ class PromptReader:
         def once(_: object) -> None:
             event.remove_handler(once)
             callback()
-            secret_shapes.prepare()
 
         event.add_handler(once)
 
