@@ -225,6 +225,18 @@ def test_a_corrupt_deferred_message_is_an_error_and_nothing_can_be_saved(
     assert path.read_text() == broken
 
 
+def test_an_edited_head_that_looks_like_the_split_point_is_read_whole(
+    store: SessionStore,
+) -> None:
+    convo = conversation("hello", "hi")
+    path = store.save(convo)
+    edited = ',\n "x": {"y": 1\n,\n "messages": 2},\n "messages": ['  # a nested "messages"
+    path.write_text(path.read_text().replace(',\n "messages": [', edited, 1))
+    loaded = SessionStore(store.root).load(convo.name, defer_messages=True)
+    assert loaded.messages_ready and loaded.extra == {"x": {"y": 1, "messages": 2}}
+    assert [m.content for m in loaded.messages] == ["hello", "hi"]
+
+
 @pytest.mark.parametrize("layout", ["v1", "reindented", "extra field first"])
 def test_files_laid_out_otherwise_are_read_whole(store: SessionStore, layout: str) -> None:
     convo = conversation("hello", "hi")

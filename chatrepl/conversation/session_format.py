@@ -95,7 +95,10 @@ def split_messages(text: str) -> tuple[Conversation, int, int] | None:
     at = text.find(_MESSAGES_KEY)
     if at < 0 or not text.endswith(_MESSAGES_END):
         return None
-    head = json.loads(text[:at] + "\n}")
+    try:
+        head = json.loads(text[:at] + "\n}")
+    except ValueError:  # laid out otherwise after all (edited by hand, say)
+        return None
     if not isinstance(head, dict) or "messages" in head:
         return None
     start = at + len(_MESSAGES_KEY)

@@ -533,7 +533,7 @@ def read_session_text(path: Path, defer_messages: bool = False) -> tuple[Convers
 
 class DeferredMessages:
     """A session file's messages, parsed when first read, once, by whichever thread reads them
-    first (a resumed REPL's background count, usually, while the person types)."""
+    first (a resumed REPL's parse thread, usually, while the person types)."""
 
     def __init__(self, text: str, start: int, count: int, path: Path) -> None:
         self.count = count
