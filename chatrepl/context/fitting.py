@@ -195,11 +195,8 @@ class ContextKeeper:
         window = set_window(self.settings, self.conversation, self.backend)
         if window is not None:
             return window
-        size = len((self.conversation.system or "").encode()) + sum(
-            len(m.content.encode()) + sum(len(a.text.encode()) for a in m.attachments)
-            for m in history
-        )
-        if size + self.settings.reply_reserve <= SMALLEST_REMOTE_WINDOW:  # a token >= a byte
+        room = SMALLEST_REMOTE_WINDOW - self.settings.reply_reserve  # a token >= a byte
+        if _within_bytes(self.conversation.system, history, room):
             return Window(None, "not looked up: the conversation is short")
         return self.window()
 
@@ -300,6 +297,18 @@ class ContextKeeper:
 def shown(count: Count) -> str:
     """A count as shown to the user: `~` marks an estimate."""
     return f"{count.tokens:,}" if count.exact else f"~{count.tokens:,}"
+
+
+def _within_bytes(system: str | None, history: Sequence[Message], limit: int) -> bool:
+    """Whether the texts take at most `limit` UTF-8 bytes (counting stops once past it: a
+    long history is not encoded at every turn)."""
+    size = len((system or "").encode())
+    for message in history:
+        size += len(message.content.encode())
+        size += sum(len(attachment.text.encode()) for attachment in message.attachments)
+        if size > limit:
+            return False
+    return size <= limit
 
 
 def _added(
