@@ -528,7 +528,11 @@ def read_session_text(path: Path, defer_messages: bool = False) -> tuple[Convers
     except session_format.NewerFormatError as error:
         raise SessionError(f"session file {path} was {error}") from error
     except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
-        raise SessionError(f"cannot read session file {path}: {error}") from error
+        raise SessionError(_unreadable(path, error)) from error
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    return f"cannot read session file {path}: {error}"
 
 
 class DeferredMessages:
@@ -562,5 +566,5 @@ class DeferredMessages:
             with collection.paused():
                 self._messages = session_format.messages_at(self._text, self._start)
         except (ValueError, TypeError, RecursionError) as error:
-            self._error = f"cannot read session file {self._path}: {error}"
+            self._error = _unreadable(self._path, error)
         self._text = ""
