@@ -52,7 +52,6 @@ class Repl:
         self.prefill = ""  # text put back in the input line after a failed turn
         self.transcript_due = False  # a resumed session's last exchanges are still to show
         self.drawn_transcript = ""  # and them drawn ahead, in the thread that parsed them
-        self.set_up = False  # whether the slow set-up has started (once the prompt is up)
         state.notify = self.notice
         state.backend.on_notice = self.notice  # e.g. each retry, as a dim line
 
@@ -131,7 +130,7 @@ class Repl:
         set-up (imports, the model list, the count), which would halve their speed."""
         if self.transcript_due:  # parsed and drawn in a thread, then shown (_session_parsed)
             self.state.parse_in_background(self._prepare_transcript)
-        elif not self.set_up:
+        else:
             self._start_slow_setup()
 
     def _session_parsed(self) -> None:
@@ -147,8 +146,6 @@ class Repl:
         self.reader.print_above(self.show_pending_transcript, then=self._start_slow_setup)
 
     def _start_slow_setup(self) -> None:
-        """Once a run: later prompts find the toolbar counted by the turn or command before."""
-        self.set_up = True
         threading.Thread(target=_import_printing, name="chatrepl-warm-up", daemon=True).start()
         secret_shapes.prepare()  # the token shapes the history keeps out
         self.state.backend.prepare()
@@ -217,6 +214,7 @@ class Repl:
 
     def run_command(self, line: str) -> bool:
         """Dispatch a slash-command and show its result."""
+        before = self.state.conversation
         outcome = commands.dispatch(self.state, line)
         self.show(outcome)
         if outcome.retry:
@@ -225,8 +223,8 @@ class Repl:
             self.continue_reply()
         else:
             self.autosave()  # /undo, /set, /system ... are saved at once
-            if not outcome.quit:  # what is sent may have changed (/load, /model...): recount
-                self.state.refresh_meter_in_background(self.reader.redraw)
+        if self.state.conversation is not before:  # /load, /fork, /new: count it meanwhile
+            self.state.refresh_meter_in_background(self.reader.redraw)
         return not outcome.quit
 
     def show(self, outcome: commands.Result) -> None:

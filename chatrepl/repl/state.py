@@ -115,7 +115,6 @@ class ReplState:
         if callable(close):
             close()
         backend.prepare()
-        self.fetch_models_in_background()  # /model completes from the new server's list
 
     def tools(self) -> Toolbox | None:
         """The toolbox, made now if it was not yet (the first /tools, or tools configured)."""
